@@ -1,0 +1,70 @@
+from django.db import models, transaction
+from django.db.models.functions import Lower
+from polymorphic.models import PolymorphicModel
+
+
+class CatalogItem(PolymorphicModel):
+    """Base of everything the hub keeps in sync; each subclass is one catalog type."""
+
+    catalog_type = models.CharField(max_length=50, editable=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def save(self, *args, **kwargs) -> None:
+        self.catalog_type = self.__class__.catalog_type_name()
+        # Django sends post_save after the save's own atomic block has closed; keeping the
+        # whole save in one transaction lets signal receivers (the sync outbox) commit with it.
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+
+    @classmethod
+    def catalog_type_name(cls) -> str:
+        return cls._meta.model_name
+
+
+class Customer(CatalogItem):
+    name = models.CharField(max_length=255, blank=True)
+    # Optional: Stripe customers need not have an email. Unique regardless of case.
+    email = models.EmailField(max_length=254, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or f"Customer {self.pk}"
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"
+
+
+class CatalogIntegration(models.Model):
+    """Maps one catalog item to its counterpart in one external system, with sync state."""
+
+    catalog_item = models.ForeignKey(CatalogItem, on_delete=models.CASCADE, related_name="integrations")
+    integration_type = models.CharField(max_length=50)
+    # Empty until the external system has confirmed the item.
+    integration_id = models.CharField(max_length=255, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.PENDING)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration_type", "integration_id"], name="integration_external_id_unique"),
+            models.UniqueConstraint(fields=["catalog_item", "integration_type"], name="integration_per_item_unique"),
+        ]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.integration_type}:{self.integration_id or '(pending)'} -> item {self.catalog_item_id}"

@@ -1,0 +1,1 @@
+INTEGRATION_TYPE = "stripe"

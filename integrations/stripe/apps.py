@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class StripeIntegrationConfig(AppConfig):
+    name = "integrations.stripe"
+    label = "stripe_integration"
+    verbose_name = "Stripe integration"
+
+    def ready(self) -> None:
+        from catalog.models import Customer
+        from sync.outward import register_outward_sync
+
+        from . import INTEGRATION_TYPE
+        from .tasks import push_customer_to_stripe
+
+        register_outward_sync(model=Customer, integration_type=INTEGRATION_TYPE, task=push_customer_to_stripe)

@@ -1,0 +1,63 @@
+import logging
+
+import stripe
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils.decorators import method_decorator
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .services import stripe_webhook_event_accept
+
+logger = logging.getLogger(__name__)
+
+
+# The request needs no transaction: it writes only when Kafka is down (then to the outbox).
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class StripeWebhookView(APIView):
+    """Receives Stripe's signed events; answers 2xx only once the event is durably recorded."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Stripe webhook endpoint",
+        description=(
+            "Verifies the `Stripe-Signature` header against `STRIPE_WEBHOOK_SECRET` on the raw body, "
+            "then records `customer.created/updated/deleted` for the inward worker. Other event types "
+            "are acknowledged and ignored."
+        ),
+        request={"application/json": {"type": "object"}},
+        responses={
+            200: OpenApiResponse(description="Recorded (or ignored: not a customer event)"),
+            400: OpenApiResponse(description="Missing or invalid signature, or malformed payload"),
+            503: OpenApiResponse(description="Could not be recorded now; Stripe will deliver it again"),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        if not settings.STRIPE_WEBHOOK_SECRET:
+            logger.error("STRIPE_WEBHOOK_SECRET is not set; webhook refused")
+            return Response({"detail": "Webhook secret not configured."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        signature = request.META.get("HTTP_STRIPE_SIGNATURE")
+        if not signature:
+            return Response({"detail": "Missing Stripe-Signature header."}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            event = stripe.Webhook.construct_event(
+                request.body, signature, settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError:
+            return Response({"detail": "Invalid Stripe signature."}, status=status.HTTP_400_BAD_REQUEST)
+        except (ValueError, UnicodeDecodeError):
+            return Response({"detail": "Malformed JSON payload."}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            message_id = stripe_webhook_event_accept(event)
+        except (AttributeError, KeyError, TypeError):
+            return Response({"detail": "Not a well-formed Stripe event."}, status=status.HTTP_400_BAD_REQUEST)
+        except DatabaseError:
+            logger.exception("webhook %s could not be recorded", getattr(event, "id", "?"))
+            return Response({"detail": "Event not recorded; retry later."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"received": True, "id": event.id, "queued": message_id is not None})

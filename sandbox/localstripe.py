@@ -1,0 +1,30 @@
+"""`python -m sandbox.localstripe`: run localstripe with its webhook pointed back at the hub,
+for as long as this process lives (a Procfile entry)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from .processes import localstripe_command, register_localstripe_webhook, start, stop, wait_for_port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--webhook-url", required=True)
+    parser.add_argument("--webhook-secret", required=True)
+    args = parser.parse_args()
+
+    child = start(localstripe_command(args.port))
+    signal.signal(signal.SIGTERM, lambda *_: stop(child))
+    signal.signal(signal.SIGINT, lambda *_: stop(child))
+    wait_for_port(args.port)
+    register_localstripe_webhook(stripe_port=args.port, url=args.webhook_url, secret=args.webhook_secret)
+    print(f"localstripe on http://127.0.0.1:{args.port}, webhooks -> {args.webhook_url}", flush=True)
+    return child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Kafka clients configured from settings; the only module that builds kafka-python objects."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+
+from django.conf import settings
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_producer: KafkaProducer | None = None
+_producer_pid: int | None = None
+_known_topics: set[str] = set()
+
+
+def api_version() -> tuple[int, ...] | None:
+    """`KAFKA_API_VERSION` as kafka-python wants it; None lets the client negotiate."""
+    raw = settings.KAFKA_API_VERSION.strip()
+    return tuple(int(part) for part in raw.split(".")) if raw else None
+
+
+def client_config() -> dict:
+    config = {
+        "bootstrap_servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "request_timeout_ms": settings.KAFKA_REQUEST_TIMEOUT_MS,
+    }
+    if api_version() is not None:
+        config["api_version"] = api_version()
+    return config
+
+
+def get_producer() -> KafkaProducer:
+    """The process's producer (kafka-python's is thread-safe); made anew after a fork."""
+    global _producer, _producer_pid
+    with _lock:
+        if _producer is None or _producer_pid != os.getpid():
+            _producer = KafkaProducer(
+                acks="all",
+                linger_ms=settings.KAFKA_PRODUCER_LINGER_MS,
+                max_block_ms=int(settings.KAFKA_PUBLISH_TIMEOUT_SECONDS * 1000),
+                **client_config(),
+            )
+            _producer_pid = os.getpid()
+        return _producer
+
+
+def reset_producer() -> None:
+    """Drop the producer, e.g. after the broker went away, so the next publish reconnects."""
+    global _producer
+    with _lock:
+        producer, _producer = _producer, None
+    if producer is not None:
+        try:
+            producer.close(timeout=1)
+        except Exception:  # noqa: BLE001 - closing a broken client must not mask the real error
+            logger.debug("closing the Kafka producer failed", exc_info=True)
+
+
+def publish(records: Iterable[tuple[str, str, bytes]]) -> None:
+    """Send (topic, key, value) records and return once the broker acknowledged every one.
+
+    Raises the first send error; records are sent in order, so one key's records keep theirs.
+    """
+    records = list(records)
+    ensure_topics({topic for topic, _, _ in records})
+    producer = get_producer()
+    futures = [producer.send(topic, key=key.encode() or None, value=value) for topic, key, value in records]
+    producer.flush(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
+    for future in futures:
+        future.get(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
+
+
+def ensure_topics(names: Iterable[str]) -> None:
+    """Create the topics this process uses, once per process, with the configured partitions."""
+    missing = sorted(set(names) - _known_topics)
+    if not missing:
+        return
+    admin = KafkaAdminClient(**client_config())
+    try:
+        for name in missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(name, settings.KAFKA_TOPIC_PARTITIONS, settings.KAFKA_REPLICATION_FACTOR)]
+                )
+            except TopicAlreadyExistsError:
+                pass
+            _known_topics.add(name)
+    finally:
+        admin.close()
+
+
+def make_consumer(*, group_id: str, topics: Iterable[str], listener=None) -> KafkaConsumer:
+    consumer = KafkaConsumer(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.KAFKA_MAX_POLL_RECORDS,
+        max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
+        session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+        **client_config(),
+    )
+    consumer.subscribe(topics=list(topics), listener=listener)
+    return consumer

@@ -1,0 +1,151 @@
+"""A small Celery-style task layer over Kafka.
+
+    @task(name="stripe.push_customer", topic="customer_outward_sync", key="item_id")
+    def push_customer(*, item_id: int, action: str) -> None: ...
+
+    push_customer.delay(item_id=1, action="upsert")  # in the caller's transaction, via the outbox
+    push_customer.send(item_id=1, action="upsert")   # now, once Kafka acknowledged it
+
+A worker (`sync.worker.Worker`) runs the handler and commits the offset only after it finished;
+failures go to `<topic>_retry` with exponential backoff and, after the last attempt, to
+`<topic>_dlq`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from kafka.errors import KafkaError
+
+from . import kafka
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+RETRY_SUFFIX = "_retry"
+DEAD_LETTER_SUFFIX = "_dlq"
+
+
+class PermanentTaskError(Exception):
+    """Raised by a handler when retrying cannot help: the message goes straight to dead letters."""
+
+
+class TaskNotRegistered(LookupError):
+    pass
+
+
+def retry_topic(topic: str) -> str:
+    return topic + RETRY_SUFFIX
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic + DEAD_LETTER_SUFFIX
+
+
+@dataclass
+class TaskMessage:
+    """What travels on Kafka: which task to run, with which arguments, and its retry history."""
+
+    task: str
+    kwargs: dict[str, Any]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attempt: int = 1
+    not_before: float = 0.0
+    enqueued_at: float = field(default_factory=time.time)
+    last_error: str = ""
+
+    def encode(self) -> bytes:
+        return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> TaskMessage:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("task"), str):
+            raise ValueError("not a task message")
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+@dataclass
+class Task:
+    name: str
+    topic: str
+    func: Callable[..., Any]
+    key: str | None = None
+    max_attempts: int | None = None
+    on_dead_letter: Callable[[TaskMessage], None] | None = None
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.func(**kwargs)
+
+    def message(self, **kwargs: Any) -> TaskMessage:
+        return TaskMessage(task=self.name, kwargs=kwargs)
+
+    def message_key(self, message: TaskMessage) -> str:
+        """Messages with one key go to one partition, so they are handled in order."""
+        return str(message.kwargs.get(self.key, "")) if self.key else ""
+
+    def delay(self, **kwargs: Any) -> str:
+        """Enqueue through the outbox: committed with the caller's transaction or not at all."""
+        message = self.message(**kwargs)
+        self._store_in_outbox(message)
+        return message.id
+
+    def send(self, **kwargs: Any) -> str:
+        """Publish now and return once Kafka acknowledged it.
+
+        When Kafka cannot take it, the message is kept in the outbox instead (the relay publishes
+        it later), so an accepted message is never lost; database errors propagate.
+        """
+        message = self.message(**kwargs)
+        try:
+            kafka.publish([(self.topic, self.message_key(message), message.encode())])
+        except KafkaError:
+            logger.warning("Kafka unavailable; task %s %s kept in the outbox", self.name, message.id, exc_info=True)
+            kafka.reset_producer()
+            with transaction.atomic():
+                self._store_in_outbox(message)
+        return message.id
+
+    def _store_in_outbox(self, message: TaskMessage) -> None:
+        OutboxMessage.objects.create(topic=self.topic, key=self.message_key(message), payload=message.__dict__)
+
+    def on_dead_letter_hook(self, on_dead_letter: Callable[[TaskMessage], None]) -> Callable[[TaskMessage], None]:
+        """Decorator: run `on_dead_letter(message)` when a message of this task is dead-lettered."""
+        self.on_dead_letter = on_dead_letter
+        return on_dead_letter
+
+
+_registry: dict[str, Task] = {}
+
+
+def task(
+    *, name: str, topic: str, key: str | None = None, max_attempts: int | None = None
+) -> Callable[[Callable[..., Any]], Task]:
+    """Register the decorated function as the handler of task `name`, delivered on `topic`."""
+
+    def register(func: Callable[..., Any]) -> Task:
+        if name in _registry and _registry[name].func is not func:
+            raise ValueError(f"task {name!r} is already registered")
+        _registry[name] = Task(name=name, topic=topic, func=func, key=key, max_attempts=max_attempts)
+        return _registry[name]
+
+    return register
+
+
+def get_task(name: str) -> Task:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise TaskNotRegistered(name) from None
+
+
+def registered_tasks() -> list[Task]:
+    return list(_registry.values())
