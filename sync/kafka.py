@@ -23,7 +23,11 @@ _known_topics: set[str] = set()
 def api_version() -> tuple[int, ...] | None:
     """`KAFKA_API_VERSION` as kafka-python wants it; None lets the client negotiate."""
     raw = settings.KAFKA_API_VERSION.strip()
-    return tuple(int(part) for part in raw.split(".")) if raw else None
+    if not raw:
+        return None
+    version = tuple(int(part) for part in raw.split("."))
+    # kafka-python names broker versions by major.minor: "2.5.0" means (2, 5).
+    return version[:2] if len(version) == 3 and version[2] == 0 else version
 
 
 def client_config() -> dict:

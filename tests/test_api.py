@@ -1,0 +1,148 @@
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import CatalogIntegration, Customer, SyncStatus
+from catalog.services import integration_record_synced
+from sync.models import OutboxMessage
+
+from .factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_everything_but_the_webhook_requires_authentication(db):
+    client = APIClient()
+    for url in ["/api/customers", "/api/customers/1", "/api/integrations", "/api/customers/1/integration-status"]:
+        assert client.get(url).status_code == 401, url
+    assert client.post("/api/customers", {"name": "x"}, format="json").status_code == 401
+    assert not Customer.objects.exists()
+
+
+def test_token_authentication(staff_user):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=staff_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get("/api/customers").status_code == 200
+    client.credentials(HTTP_AUTHORIZATION="Token wrong")
+    assert client.get("/api/customers").status_code == 401
+
+
+def test_crud_round_trip(api_client):
+    created = api_client.post("/api/customers", {"name": "Ada", "email": "ada@example.com"}, format="json")
+    assert created.status_code == 201, created.data
+    customer_id = created.data["id"]
+    assert api_client.get(f"/api/customers/{customer_id}").data["email"] == "ada@example.com"
+
+    patched = api_client.patch(f"/api/customers/{customer_id}", {"name": "Ada L."}, format="json")
+    assert patched.status_code == 200 and patched.data["name"] == "Ada L."
+    put = api_client.put(f"/api/customers/{customer_id}", {"name": "Ada K.", "email": "k@example.com"}, format="json")
+    assert put.status_code == 200 and put.data["email"] == "k@example.com"
+    assert Customer.objects.get(pk=customer_id).name == "Ada K."
+
+    assert api_client.delete(f"/api/customers/{customer_id}").status_code == 204
+    assert api_client.get(f"/api/customers/{customer_id}").status_code == 404
+    assert OutboxMessage.objects.filter(key=str(customer_id)).count() == 3  # create, patch, put
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"name": "", "email": "a@example.com"}, "name"),
+        ({"email": "a@example.com"}, "name"),
+        ({"name": "A", "email": "not-an-email"}, "email"),
+        ({"name": "A" * 300, "email": "a@example.com"}, "name"),
+    ],
+)
+def test_bad_input_is_a_400_with_field_errors_and_writes_nothing(api_client, payload, field):
+    response = api_client.post("/api/customers", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.data
+    assert not Customer.objects.exists() and not OutboxMessage.objects.exists()
+
+
+def test_duplicate_email_is_a_400_regardless_of_case(api_client):
+    CustomerFactory(email="ada@example.com")
+    response = api_client.post("/api/customers", {"name": "B", "email": "ADA@example.com"}, format="json")
+    assert response.status_code == 400 and "email" in response.data
+    other = CustomerFactory(email="bob@example.com")
+    response = api_client.patch(f"/api/customers/{other.pk}", {"email": "Ada@Example.com"}, format="json")
+    assert response.status_code == 400 and "email" in response.data
+
+
+def test_customer_without_email(api_client):
+    response = api_client.post("/api/customers", {"name": "Anon"}, format="json")
+    assert response.status_code == 201 and response.data["email"] is None
+
+
+def test_missing_customer_is_404(api_client):
+    assert api_client.get("/api/customers/999999").status_code == 404
+    assert api_client.patch("/api/customers/999999", {"name": "x"}, format="json").status_code == 404
+    assert api_client.delete("/api/customers/999999").status_code == 404
+    assert api_client.get("/api/customers/999999/integration-status").status_code == 404
+
+
+def test_pagination_with_page_size(api_client):
+    CustomerFactory.create_batch(7)
+    page = api_client.get("/api/customers?page_size=3").data
+    assert page["count"] == 7 and len(page["results"]) == 3
+    assert page["next"] and page["previous"] is None
+    last = api_client.get("/api/customers?page_size=3&page=3").data
+    assert len(last["results"]) == 1 and last["next"] is None
+    assert api_client.get("/api/customers?page=99").status_code == 404
+
+
+def test_search_and_ordering(api_client):
+    CustomerFactory(name="Zed", email="zed@example.com")
+    CustomerFactory(name="Amy", email="amy@example.com")
+    assert [c["name"] for c in api_client.get("/api/customers?search=zed").data["results"]] == ["Zed"]
+    names = [c["name"] for c in api_client.get("/api/customers?ordering=name").data["results"]]
+    assert names == sorted(names)
+
+
+def test_list_uses_a_constant_number_of_queries(api_client, django_assert_max_num_queries):
+    CustomerFactory.create_batch(30)
+    with django_assert_max_num_queries(4):
+        response = api_client.get("/api/customers?page_size=100")
+    assert len(response.data["results"]) == 30
+
+
+def test_integration_status(api_client):
+    customer = CustomerFactory()
+    status = api_client.get(f"/api/customers/{customer.pk}/integration-status").data
+    assert status["synced"] is False
+    assert status["integrations"] == [
+        {"type": "stripe", "external_id": None, "status": "pending", "last_synced_at": None, "last_error": ""}
+    ]
+    integration_record_synced(item_id=customer.pk, integration_type="stripe", integration_id="cus_9")
+    status = api_client.get(f"/api/customers/{customer.pk}/integration-status").data
+    assert status["synced"] is True
+    assert status["integrations"][0]["external_id"] == "cus_9" and status["integrations"][0]["status"] == "synced"
+
+
+def test_integrations_list_shows_the_customer(api_client, django_assert_max_num_queries):
+    customers = CustomerFactory.create_batch(5)
+    integration_record_synced(item_id=customers[0].pk, integration_type="stripe", integration_id="cus_a")
+    with django_assert_max_num_queries(4):
+        data = api_client.get("/api/integrations").data
+    assert data["count"] == 5
+    row = next(r for r in data["results"] if r["integration_id"] == "cus_a")
+    assert (row["customer_id"], row["customer_name"], row["customer_email"]) == (
+        customers[0].pk,
+        customers[0].name,
+        customers[0].email,
+    )
+    synced = api_client.get("/api/integrations?status=synced").data
+    assert synced["count"] == 1
+    assert CatalogIntegration.objects.filter(status=SyncStatus.PENDING).count() == 4
+
+
+def test_openapi_schema_and_docs(api_client):
+    schema = api_client.get("/api/schema")
+    assert schema.status_code == 200
+    body = schema.content.decode()
+    for path in ["/api/customers", "/api/customers/{id}/integration-status", "/api/integrations", "/webhooks/stripe"]:
+        assert path in body
+    docs = api_client.get("/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
