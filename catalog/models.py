@@ -55,6 +55,9 @@ class CatalogIntegration(models.Model):
     status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.PENDING)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # Set before asking the external system to create the item, cleared once it confirmed: a
+    # create interrupted by a crash is retried with the same idempotency key (and looked up).
+    pending_create_key = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

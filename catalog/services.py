@@ -97,9 +97,24 @@ def integration_record_synced(*, item_id: int, integration_type: str, integratio
             "status": SyncStatus.SYNCED,
             "last_synced_at": timezone.now(),
             "last_error": "",
+            "pending_create_key": "",
         },
     )
     return mapping
+
+
+def integration_begin_create(*, item_id: int, integration_type: str, key: str) -> tuple[str, bool]:
+    """Record, before the remote call, that a create with idempotency key `key` is under way.
+
+    Returns the key to use and whether an earlier create was interrupted (its key is reused,
+    and it may have reached the other side).
+    """
+    mapping, _ = CatalogIntegration.objects.get_or_create(catalog_item_id=item_id, integration_type=integration_type)
+    if mapping.pending_create_key:
+        return mapping.pending_create_key, True
+    mapping.pending_create_key = key
+    mapping.save(update_fields=["pending_create_key", "updated_at"])
+    return key, False
 
 
 def integration_link(*, item_id: int, integration_type: str, integration_id: str) -> None:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kafka import KafkaConsumer
+
 T = TypeVar("T")
 
 
@@ -52,3 +54,21 @@ def run_worker(worker, *, max_messages: int, timeout: float = 30.0) -> None:
         worker.run(max_messages=max_messages)
     finally:
         timer.cancel()
+
+
+def read_topic(topic: str, *, expected: int, timeout: float = 20.0) -> list:
+    """Records of `topic` from its start, until `expected` came or `timeout` passed."""
+    from sync.kafka import client_config
+
+    consumer = KafkaConsumer(
+        topic, auto_offset_reset="earliest", consumer_timeout_ms=500, **client_config()
+    )
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records

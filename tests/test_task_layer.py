@@ -7,15 +7,13 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaConsumer
-
 from sync import kafka as sync_kafka
 from sync.models import OutboxMessage
 from sync.relay import prune_published, relay_batch
 from sync.tasks import PermanentTaskError, TaskMessage, dead_letter_topic, get_task, retry_topic, task
 from sync.worker import Worker, retry_delay
 
-from .helpers import run_worker, wait_until
+from .helpers import read_topic, run_worker, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -26,21 +24,6 @@ def unique(prefix: str) -> str:
 
 def make_task(handler, *, key: str | None = "item_id", max_attempts: int | None = None):
     return task(name=unique("test_task"), topic=unique("test_topic"), key=key, max_attempts=max_attempts)(handler)
-
-
-def read_topic(topic: str, *, expected: int, timeout: float = 20.0) -> list:
-    consumer = KafkaConsumer(
-        topic, auto_offset_reset="earliest", consumer_timeout_ms=500, **sync_kafka.client_config()
-    )
-    records: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 def test_message_round_trips_and_rejects_garbage():

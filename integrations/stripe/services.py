@@ -13,6 +13,7 @@ from catalog.services import (
     customer_create,
     customer_email_taken,
     customer_update,
+    integration_begin_create,
     integration_for_item,
     integration_get,
     integration_link,
@@ -107,10 +108,15 @@ def _upsert_remote(item_id: int, event_id: str) -> None:
             item_id=item_id, integration_type=INTEGRATION_TYPE, integration_id=mapping.integration_id
         )
         return
-    remote = client.v1.customers.create(
-        params={**_customer_params(customer), "metadata": {"local_id": str(item_id)}},
-        options=_idempotency(event_id, "create"),
+    key, resumed = integration_begin_create(
+        item_id=item_id, integration_type=INTEGRATION_TYPE, key=_idempotency(event_id, "create")["idempotency_key"]
     )
+    remote = _created_before(client, customer) if resumed else None
+    if remote is None:
+        remote = client.v1.customers.create(
+            params={**_customer_params(customer), "metadata": {"local_id": str(item_id)}},
+            options={"idempotency_key": key},
+        )
     try:
         with transaction.atomic():
             integration_record_synced(item_id=item_id, integration_type=INTEGRATION_TYPE, integration_id=remote.id)
@@ -119,6 +125,21 @@ def _upsert_remote(item_id: int, event_id: str) -> None:
             raise
         # Deleted locally while we were creating it: do not leave an orphan in Stripe.
         _delete_remote(remote.id, event_id)
+
+
+def _created_before(client: stripe.StripeClient, customer: Customer) -> stripe.Customer | None:
+    """The Stripe customer an interrupted earlier create made for `customer`, if any.
+
+    Real Stripe answers a repeated idempotency key with the first result anyway; this lookup
+    covers emulators without idempotency keys. Stripe lists by email only, so a customer
+    without one relies on the idempotency key alone.
+    """
+    if not customer.email:
+        return None
+    for remote in client.v1.customers.list(params={"email": customer.email, "limit": 100}).auto_paging_iter():
+        if (remote["metadata"] or {}).get("local_id") == str(customer.pk):
+            return remote
+    return None
 
 
 # --- Inward: Stripe -> local ----------------------------------------------------------------

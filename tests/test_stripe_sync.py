@@ -1,0 +1,227 @@
+"""The Stripe services, both directions, against localstripe (the real `stripe` library)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import stripe
+
+from catalog import services as catalog
+from catalog.models import CatalogIntegration, Customer, SyncStatus
+from integrations.stripe.client import stripe_client
+from integrations.stripe.services import customer_push, stripe_event_apply
+from sync.models import InboxEvent, OutboxMessage
+from sync.tasks import PermanentTaskError
+
+from .factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def push(customer_id: int, action: str = "upsert", external_id: str | None = None, event_id: str | None = None):
+    customer_push(item_id=customer_id, action=action, event_id=event_id or uuid.uuid4().hex, external_id=external_id)
+
+
+def mapping_of(customer: Customer) -> CatalogIntegration:
+    return CatalogIntegration.objects.get(catalog_item=customer, integration_type="stripe")
+
+
+def remote_customers(client: stripe.StripeClient, email: str) -> list:
+    return list(client.v1.customers.list(params={"email": email}).data)
+
+
+def apply(event_type: str, remote: dict, event_id: str | None = None) -> bool:
+    return stripe_event_apply(event_id=event_id or f"evt_{uuid.uuid4().hex}", event_type=event_type, customer=remote)
+
+
+def outward_events() -> int:
+    return OutboxMessage.objects.filter(topic="customer_outward_sync").count()
+
+
+# --- Outward ---------------------------------------------------------------------------------
+
+
+def test_push_creates_one_stripe_customer_and_records_the_mapping(stripe_sandbox):
+    customer = CustomerFactory(name="Ada", email="ada@example.com")
+    push(customer.pk, event_id="e1")
+    push(customer.pk, event_id="e1")  # the same event delivered again
+
+    [remote] = remote_customers(stripe_sandbox, "ada@example.com")
+    assert (remote.name, remote.email, remote.metadata["local_id"]) == ("Ada", "ada@example.com", str(customer.pk))
+    mapping = mapping_of(customer)
+    assert (mapping.integration_id, mapping.status, mapping.last_error) == (remote.id, SyncStatus.SYNCED, "")
+    assert mapping.last_synced_at is not None
+
+
+def test_push_updates_then_deletes(stripe_sandbox):
+    customer = CustomerFactory(email="ada@example.com")
+    push(customer.pk)
+    remote_id = mapping_of(customer).integration_id
+    catalog.customer_update(customer=customer, name="Renamed", email="new@example.com")
+    push(customer.pk)
+    remote = stripe_sandbox.v1.customers.retrieve(remote_id)
+    assert (remote.name, remote.email) == ("Renamed", "new@example.com")
+
+    push(customer.pk, action="delete", external_id=remote_id)
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_sandbox.v1.customers.retrieve(remote_id)
+    push(customer.pk, action="delete", external_id=remote_id)  # already gone: fine
+
+
+def test_push_of_a_customer_deleted_since_calls_nothing(stripe_sandbox):
+    customer = CustomerFactory(email="gone@example.com")
+    customer_id = customer.pk
+    customer.delete()
+    push(customer_id)
+    assert remote_customers(stripe_sandbox, "gone@example.com") == []
+
+
+def test_push_to_a_customer_deleted_in_stripe_unlinks_it(stripe_sandbox):
+    customer = CustomerFactory()
+    push(customer.pk)
+    stripe_sandbox.v1.customers.delete(mapping_of(customer).integration_id)
+    catalog.customer_update(customer=customer, name="Changed")
+    push(customer.pk)
+    assert not CatalogIntegration.objects.filter(catalog_item=customer).exists()
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+def test_unreachable_stripe_is_retryable_and_recorded(stripe_sandbox, settings):
+    customer = CustomerFactory()
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    stripe_client.cache_clear()
+    with pytest.raises(stripe.APIConnectionError):
+        push(customer.pk)
+    mapping = mapping_of(customer)
+    assert mapping.status == SyncStatus.PENDING and mapping.last_error
+
+
+def test_client_error_is_permanent_and_marks_the_mapping_failed(stripe_sandbox, settings):
+    customer = CustomerFactory()
+    settings.STRIPE_API_KEY = "not-a-key"
+    stripe_client.cache_clear()
+    with pytest.raises(PermanentTaskError):
+        push(customer.pk)
+    mapping = mapping_of(customer)
+    assert mapping.status == SyncStatus.FAILED and "Unauthorized" in mapping.last_error
+
+
+# --- Inward ----------------------------------------------------------------------------------
+
+
+def test_created_remotely_creates_the_local_customer_without_echo():
+    assert apply("customer.created", {"id": "cus_new", "name": "Remote", "email": "remote@example.com"})
+    customer = Customer.objects.get(email="remote@example.com")
+    mapping = mapping_of(customer)
+    assert (customer.name, mapping.integration_id, mapping.status) == ("Remote", "cus_new", SyncStatus.SYNCED)
+    assert outward_events() == 0
+
+
+def test_the_same_event_applies_once():
+    event = {"id": "cus_1", "name": "Once", "email": "once@example.com"}
+    assert apply("customer.created", event, event_id="evt_same") is True
+    assert apply("customer.created", event, event_id="evt_same") is False
+    assert apply("customer.updated", {**event, "name": "Twice"}, event_id="evt_same") is False
+    assert Customer.objects.get().name == "Once"
+    assert InboxEvent.objects.filter(event_id="evt_same").count() == 1
+
+
+def test_stripe_customer_without_email_is_stored():
+    apply("customer.created", {"id": "cus_anon", "name": "", "email": None})
+    customer = mapping_of_remote("cus_anon")
+    assert customer.email is None
+
+
+def mapping_of_remote(remote_id: str) -> Customer:
+    return CatalogIntegration.objects.get(integration_id=remote_id).catalog_item.get_real_instance()
+
+
+def test_updated_and_deleted_remotely():
+    apply("customer.created", {"id": "cus_2", "name": "A", "email": "a@example.com"})
+    apply("customer.updated", {"id": "cus_2", "name": "B", "email": "b@example.com"})
+    customer = mapping_of_remote("cus_2")
+    assert (customer.name, customer.email) == ("B", "b@example.com")
+    apply("customer.deleted", {"id": "cus_2", "name": "B", "email": "b@example.com"})
+    assert Customer.objects.filter(pk=customer.pk).exists()
+    assert not CatalogIntegration.objects.filter(catalog_item=customer).exists()
+    assert outward_events() == 0
+
+
+def test_updated_before_created_converges():
+    apply("customer.updated", {"id": "cus_3", "name": "Newer", "email": "c@example.com"})
+    apply("customer.created", {"id": "cus_3", "name": "Newer", "email": "c@example.com"})
+    assert Customer.objects.count() == 1
+    assert mapping_of_remote("cus_3").name == "Newer"
+
+
+def test_created_remotely_links_an_unmapped_local_customer_by_email():
+    local = Customer.objects.create(name="Local", email="Link@Example.com")
+    CatalogIntegration.objects.all().delete()  # never synced
+    before = outward_events()
+    apply("customer.created", {"id": "cus_link", "name": "Remote name", "email": "link@example.com"})
+    assert Customer.objects.count() == 1
+    assert mapping_of(local).integration_id == "cus_link"
+    assert Customer.objects.get().name == "Remote name"
+    assert outward_events() == before
+
+
+def test_our_own_create_coming_back_only_links(stripe_sandbox):
+    """The webhook of our own create can beat the worker's bookkeeping: it links by
+    metadata.local_id and keeps the local values that are on their way."""
+    customer = CustomerFactory(name="Mine", email="mine@example.com")
+    catalog.customer_update(customer=customer, name="Mine, edited")
+    apply("customer.created", {"id": "cus_mine", "name": "Mine", "email": "mine@example.com",
+                               "metadata": {"local_id": str(customer.pk)}})
+    customer.refresh_from_db()
+    mapping = mapping_of(customer)
+    assert (customer.name, mapping.integration_id, mapping.status) == ("Mine, edited", "cus_mine", SyncStatus.PENDING)
+    assert Customer.objects.count() == 1
+
+
+def test_echo_of_our_own_update_changes_nothing(stripe_sandbox):
+    customer = CustomerFactory(name="Echo", email="echo@example.com")
+    push(customer.pk)
+    remote_id = mapping_of(customer).integration_id
+    events_before, updated_before = outward_events(), Customer.objects.get().updated_at
+    apply("customer.updated", {"id": remote_id, "name": "Echo", "email": "echo@example.com"})
+    assert outward_events() == events_before
+    assert Customer.objects.get().updated_at == updated_before
+
+
+def test_remote_values_wait_while_a_local_change_is_in_flight():
+    customer = CustomerFactory(name="Local")
+    catalog.integration_record_synced(item_id=customer.pk, integration_type="stripe", integration_id="cus_4")
+    catalog.customer_update(customer=customer, name="Local edit")  # pending again
+    apply("customer.updated", {"id": "cus_4", "name": "Remote edit", "email": customer.email})
+    customer.refresh_from_db()
+    assert customer.name == "Local edit"
+
+
+def test_email_clash_with_another_linked_customer_is_permanent_and_writes_nothing():
+    linked = CustomerFactory(email="taken@example.com")
+    catalog.integration_record_synced(item_id=linked.pk, integration_type="stripe", integration_id="cus_owner")
+    with pytest.raises(PermanentTaskError):
+        apply("customer.created", {"id": "cus_other", "name": "X", "email": "TAKEN@example.com"}, event_id="evt_x")
+    assert Customer.objects.count() == 1
+    assert not InboxEvent.objects.filter(event_id="evt_x").exists()  # a replay after a fix applies it
+
+
+def test_a_create_interrupted_after_stripe_answered_is_not_repeated(stripe_sandbox):
+    """A crash between Stripe's create and our bookkeeping: the retry adopts the customer."""
+    customer = CustomerFactory(email="crash@example.com")
+    catalog.integration_begin_create(item_id=customer.pk, integration_type="stripe", key="synchub-e1-create")
+    stripe_sandbox.v1.customers.create(
+        params={"email": "crash@example.com", "name": customer.name, "metadata": {"local_id": str(customer.pk)}}
+    )
+    push(customer.pk, event_id="e1")
+    [remote] = remote_customers(stripe_sandbox, "crash@example.com")
+    mapping = mapping_of(customer)
+    assert (mapping.integration_id, mapping.pending_create_key) == (remote.id, "")
+
+
+def test_a_create_interrupted_before_stripe_answered_creates_once(stripe_sandbox):
+    customer = CustomerFactory(email="early@example.com")
+    catalog.integration_begin_create(item_id=customer.pk, integration_type="stripe", key="synchub-e2-create")
+    push(customer.pk, event_id="e3")
+    assert len(remote_customers(stripe_sandbox, "early@example.com")) == 1
