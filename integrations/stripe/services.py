@@ -137,7 +137,7 @@ def _created_before(client: stripe.StripeClient, customer: Customer) -> stripe.C
     if not customer.email:
         return None
     for remote in client.v1.customers.list(params={"email": customer.email, "limit": 100}).auto_paging_iter():
-        if (remote["metadata"] or {}).get("local_id") == str(customer.pk):
+        if (remote.to_dict(recursive=True).get("metadata") or {}).get("local_id") == str(customer.pk):
             return remote
     return None
 
