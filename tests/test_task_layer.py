@@ -111,15 +111,15 @@ def test_offset_is_committed_only_after_the_handler_finished(kafka):
     seen: list[int] = []
     crash_on = {2}
 
-    def handler(*, item_id: int) -> None:
+    def handler(*, item_id: int, partition_key: str) -> None:
         if item_id in crash_on:
             crash_on.clear()
             raise KeyboardInterrupt
         seen.append(item_id)
 
-    job = make_task(handler, key=None)  # one partition gets all, in order
+    job = make_task(handler, key="partition_key")  # one key: one partition, in order
     for item_id in range(1, 5):
-        job.send(item_id=item_id)
+        job.send(item_id=item_id, partition_key="same")
     group = unique("g")
     with pytest.raises(KeyboardInterrupt):
         run_worker(Worker(tasks=[job], group_id=group), max_messages=4)

@@ -1,0 +1,185 @@
+"""A whole hub on this machine for end-to-end tests: its own database, Tansu broker and
+localstripe, and the Procfile's processes (gunicorn, relay, workers) as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import environ
+import requests
+import stripe
+from honcho.environ import parse_procfile
+
+from sandbox.processes import (
+    free_port,
+    localstripe_command,
+    register_localstripe_webhook,
+    start,
+    stop,
+    tansu_command,
+    wait_for_port,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "whsec_e2e_secret"
+
+
+class E2EDatabase:
+    """A database of its own for the hub's processes: PostgreSQL when DATABASE_URL names one
+    (as in CI), else an SQLite file."""
+
+    def __init__(self, workdir: Path) -> None:
+        base_url = os.environ.get("DATABASE_URL", "")
+        if base_url.startswith(("postgres://", "postgresql://")):
+            import psycopg
+
+            config = environ.Env.db_url_config(base_url)
+            self.name = f"{config['NAME']}_e2e_{uuid.uuid4().hex[:6]}"
+            self._admin_dsn = self._dsn(config, "postgres")
+            with psycopg.connect(self._admin_dsn, autocommit=True) as connection:
+                connection.execute(f'CREATE DATABASE "{self.name}"')
+            self.url = base_url.rsplit("/", 1)[0] + f"/{self.name}"
+            self._dsn_value = self._dsn(config, self.name)
+            self.engine = "postgresql"
+        else:
+            self.name = str(workdir / "e2e.sqlite3")
+            self.url = f"sqlite:///{self.name}"
+            self.engine = "sqlite"
+
+    @staticmethod
+    def _dsn(config: dict, name: str) -> str:
+        parts = {
+            "host": config.get("HOST") or "127.0.0.1",
+            "port": config.get("PORT") or 5432,
+            "user": config.get("USER") or "postgres",
+            "password": config.get("PASSWORD") or "",
+            "dbname": name,
+        }
+        return " ".join(f"{key}={value}" for key, value in parts.items() if value != "")
+
+    def scalar(self, sql: str, params: tuple = ()) -> Any:
+        if self.engine == "sqlite":
+            with sqlite3.connect(self.name, timeout=20) as connection:
+                return connection.execute(sql.replace("%s", "?"), params).fetchone()[0]
+        import psycopg
+
+        with psycopg.connect(self._dsn_value) as connection:
+            return connection.execute(sql, params).fetchone()[0]
+
+    def drop(self) -> None:
+        if self.engine == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self._admin_dsn, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class Hub:
+    def __init__(self, workdir: Path, *, artifacts: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.artifacts = artifacts
+        self.db = E2EDatabase(workdir)
+        self.kafka_port = free_port()
+        self.stripe_port = free_port()
+        self.web_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.web_port}"
+        self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": self.db.url,
+            "SECRET_KEY": "e2e-secret-key",
+            "DEBUG": "false",
+            "PORT": str(self.web_port),
+            "WEB_CONCURRENCY": "2",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
+            "KAFKA_API_VERSION": "2.5.0",
+            "KAFKA_MAX_POLL_INTERVAL_MS": "4000",
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "STRIPE_API_KEY": "sk_test_e2e",
+            "STRIPE_API_BASE": self.stripe_base,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "STRIPE_TIMEOUT_SECONDS": "10",
+            "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
+            "SYNC_RETRY_BACKOFF_MAX_SECONDS": "2",
+            "STATIC_ROOT": str(workdir / "static"),
+            **(extra_env or {}),
+        }
+        self.commands = parse_procfile((BASE_DIR / "Procfile").read_text()).processes
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.stripe = stripe.StripeClient("sk_test_e2e", base_addresses={"api": self.stripe_base})
+        self.token = ""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def setup(self) -> None:
+        self.processes["kafka"] = start(tansu_command(self.kafka_port), log_path=self.log("kafka"))
+        self.processes["stripe"] = start(localstripe_command(self.stripe_port), log_path=self.log("stripe"))
+        self.manage("migrate", "--noinput")
+        self.manage("collectstatic", "--noinput")
+        self.env["DJANGO_SUPERUSER_PASSWORD"] = "e2e-password-123"
+        self.manage("createsuperuser", "--noinput", "--username", "e2e", "--email", "e2e@example.com")
+        self.token = self.manage("drf_create_token", "e2e").split()[2]
+        wait_for_port(self.kafka_port)
+        wait_for_port(self.stripe_port)
+        register_localstripe_webhook(
+            stripe_port=self.stripe_port, url=f"{self.base_url}/webhooks/stripe", secret=WEBHOOK_SECRET
+        )
+        for name in self.commands:
+            self.start(name)
+        wait_for_port(self.web_port)
+
+    def log(self, name: str) -> Path:
+        return self.artifacts / f"e2e-{name}.log"
+
+    def start(self, name: str) -> None:
+        self.processes[name] = start(["bash", "-c", f"exec {self.commands[name]}"], log_path=self.log(name),
+                                     env=self.env)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        return process.wait(timeout=30)
+
+    def teardown(self) -> dict[str, int]:
+        codes = {name: stop(process) for name, process in reversed(list(self.processes.items()))}
+        self.processes.clear()
+        self.db.drop()
+        return codes
+
+    # --- the hub's API, as a client sees it ------------------------------------------------------
+
+    def api(self, method: str, path: str, json: dict | None = None) -> requests.Response:
+        return requests.request(
+            method, f"{self.base_url}{path}", json=json, headers={"Authorization": f"Token {self.token}"}, timeout=30
+        )
+
+    def customers_with_email(self, email: str) -> list[dict]:
+        results = self.api("GET", f"/api/customers?search={email}&page_size=100").json()["results"]
+        return [c for c in results if (c["email"] or "").lower() == email.lower()]
+
+    def integration_status(self, customer_id: int) -> dict:
+        return self.api("GET", f"/api/customers/{customer_id}/integration-status").json()
+
+    def stripe_customers_with_email(self, email: str) -> list:
+        return list(self.stripe.v1.customers.list(params={"email": email, "limit": 100}).data)
+
+    def inbox_count(self) -> int:
+        return self.db.scalar("SELECT COUNT(*) FROM sync_inboxevent")

@@ -1,0 +1,161 @@
+"""End to end, as users and Stripe meet the hub: the web app, relay and both workers run as
+real processes (from the Procfile) against Tansu, localstripe and a database of their own."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import pytest
+import requests
+import stripe
+
+from .conftest import ARTIFACTS
+from .helpers import stripe_event, stripe_signature, wait_until
+from .hub import Hub
+
+pytestmark = [pytest.mark.e2e]
+
+SYNC_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    hub = Hub(tmp_path_factory.mktemp("hub"), artifacts=ARTIFACTS)
+    try:
+        hub.setup()
+        yield hub
+    finally:
+        codes = hub.teardown()
+    # Every hub process stops cleanly on SIGTERM.
+    assert {name: code for name, code in codes.items() if name not in ("kafka", "stripe") and code != 0} == {}
+
+
+def unique_email(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def wait_synced(hub: Hub, customer_id: int) -> dict:
+    return wait_until(
+        lambda: (status := hub.integration_status(customer_id))["synced"] and status,
+        timeout=SYNC_TIMEOUT,
+        message=f"customer {customer_id} synced",
+    )
+
+
+def test_api_changes_reach_stripe_once(hub):
+    email = unique_email("api")
+    inbox_before = hub.inbox_count()
+    created = hub.api("POST", "/api/customers", {"name": "Ada", "email": email})
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["id"]
+
+    status = wait_synced(hub, customer_id)
+    [stripe_id] = [i["external_id"] for i in status["integrations"] if i["type"] == "stripe"]
+    remote = hub.stripe.v1.customers.retrieve(stripe_id)
+    assert (remote.name, remote.email, remote.metadata["local_id"]) == ("Ada", email, str(customer_id))
+
+    # Our own create comes back as a signed webhook; once it is applied there is still exactly
+    # one customer on each side.
+    wait_until(lambda: hub.inbox_count() > inbox_before, timeout=SYNC_TIMEOUT, message="echo webhook applied")
+    assert len(hub.customers_with_email(email)) == 1
+    assert len(hub.stripe_customers_with_email(email)) == 1
+
+    assert hub.api("PATCH", f"/api/customers/{customer_id}", {"name": "Ada Lovelace"}).status_code == 200
+    wait_until(lambda: hub.stripe.v1.customers.retrieve(stripe_id).name == "Ada Lovelace", timeout=SYNC_TIMEOUT)
+
+    assert hub.api("DELETE", f"/api/customers/{customer_id}").status_code == 204
+
+    def deleted_in_stripe() -> bool:
+        try:
+            hub.stripe.v1.customers.retrieve(stripe_id)
+        except stripe.InvalidRequestError:
+            return True
+        return False
+
+    wait_until(deleted_in_stripe, timeout=SYNC_TIMEOUT, message="deleted in Stripe")
+    assert hub.api("GET", f"/api/customers/{customer_id}").status_code == 404
+
+
+def test_stripe_changes_reach_the_catalog_without_ping_pong(hub):
+    email = unique_email("remote")
+    remote = hub.stripe.v1.customers.create(params={"name": "Grace", "email": email})
+
+    local = wait_until(lambda: hub.customers_with_email(email), timeout=SYNC_TIMEOUT, message="created locally")[0]
+    assert local["name"] == "Grace"
+    status = hub.integration_status(local["id"])
+    assert status["synced"] is True and status["integrations"][0]["external_id"] == remote.id
+
+    hub.stripe.v1.customers.update(remote.id, params={"name": "Grace Hopper"})
+    wait_until(
+        lambda: hub.api("GET", f"/api/customers/{local['id']}").json()["name"] == "Grace Hopper",
+        timeout=SYNC_TIMEOUT,
+        message="update applied locally",
+    )
+
+    hub.stripe.v1.customers.delete(remote.id)
+    wait_until(
+        lambda: hub.integration_status(local["id"])["integrations"] == [],
+        timeout=SYNC_TIMEOUT,
+        message="mapping removed",
+    )
+    # The local customer stays, unsynced, and nothing was sent back to Stripe on the way.
+    assert hub.api("GET", f"/api/customers/{local['id']}").json()["name"] == "Grace Hopper"
+    outward = hub.db.scalar(
+        "SELECT COUNT(*) FROM sync_outboxmessage WHERE topic = %s AND key = %s",
+        ("customer_outward_sync", str(local["id"])),
+    )
+    assert outward == 0
+    assert len(hub.customers_with_email(email)) == 1
+
+
+@pytest.mark.parametrize("signature", [None, "t=1,v1=00", "wrong-secret"])
+def test_unsigned_or_wrongly_signed_webhook_is_refused(hub, signature):
+    email = unique_email("forged")
+    body = stripe_event("customer.created", {"id": "cus_forged", "name": "Mallory", "email": email})
+    if signature == "wrong-secret":
+        signature = stripe_signature(body, "whsec_not_ours")
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    inbox_before = hub.inbox_count()
+    response = requests.post(f"{hub.base_url}/webhooks/stripe", data=body, headers=headers, timeout=10)
+    assert response.status_code == 400
+    assert hub.customers_with_email(email) == []
+    assert hub.inbox_count() == inbox_before
+
+
+def test_a_killed_worker_resumes_without_losing_or_doubling_events(hub):
+    hub.kill("stripe_worker")  # SIGKILL: no clean shutdown, nothing committed on the way out
+    emails = [unique_email(f"kill{i}") for i in range(12)]
+    ids = []
+    for email in emails:
+        response = hub.api("POST", "/api/customers", {"name": "Killed", "email": email})
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    assert not any(hub.integration_status(customer_id)["synced"] for customer_id in ids)
+
+    hub.start("stripe_worker")
+    wait_until(
+        lambda: sum(hub.integration_status(customer_id)["synced"] for customer_id in ids) >= 3,
+        timeout=SYNC_TIMEOUT,
+        message="the worker started draining",
+    )
+    hub.kill("stripe_worker")
+    hub.start("stripe_worker")
+
+    for customer_id in ids:
+        wait_synced(hub, customer_id)
+    for email in emails:
+        assert len(hub.stripe_customers_with_email(email)) == 1, email
+        assert len(hub.customers_with_email(email)) == 1, email
+
+
+def test_workers_stop_cleanly_on_sigterm(hub):
+    for name in ("inward_worker", "relay"):
+        assert hub.kill(name, signal.SIGTERM) == 0
+        hub.start(name)
+    # Still working after the restart: a change made in Stripe arrives.
+    email = unique_email("after-restart")
+    hub.stripe.v1.customers.create(params={"name": "Back", "email": email})
+    wait_until(lambda: hub.customers_with_email(email), timeout=SYNC_TIMEOUT, message="applied after restart")
