@@ -32,15 +32,15 @@ def sandbox_environment(env: dict[str, str]) -> tuple[dict[str, str], list[tuple
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
         kafka_port = int(env.get("SANDBOX_KAFKA_PORT", SANDBOX_KAFKA_PORT))
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"
-        env.setdefault("KAFKA_API_VERSION", "2.5.0")
+        env["KAFKA_API_VERSION"] = env.get("KAFKA_API_VERSION") or "2.5.0"
         # Tansu holds a group's first join for the whole rebalance timeout: keep it short here.
-        env.setdefault("KAFKA_MAX_POLL_INTERVAL_MS", "10000")
+        env["KAFKA_MAX_POLL_INTERVAL_MS"] = env.get("KAFKA_MAX_POLL_INTERVAL_MS") or "10000"
         services.append(("kafka", " ".join(tansu_command(kafka_port))))
     if not env.get("STRIPE_API_KEY"):
         stripe_port = int(env.get("SANDBOX_STRIPE_PORT", SANDBOX_STRIPE_PORT))
         env["STRIPE_API_KEY"] = "sk_test_sandbox"
         env["STRIPE_API_BASE"] = f"http://127.0.0.1:{stripe_port}"
-        env.setdefault("STRIPE_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET)
+        env["STRIPE_WEBHOOK_SECRET"] = env.get("STRIPE_WEBHOOK_SECRET") or SANDBOX_WEBHOOK_SECRET
         services.append(
             (
                 "stripe",
@@ -53,11 +53,11 @@ def sandbox_environment(env: dict[str, str]) -> tuple[dict[str, str], list[tuple
 
 
 def main() -> int:
-    file_env = environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
-    del file_env
+    # The same .env the settings read, so "is Kafka/Stripe configured?" sees it too.
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
     env, services = sandbox_environment(dict(os.environ))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach honcho as they happen
     procfile = parse_procfile((BASE_DIR / "Procfile").read_text())
     manager = Manager(Printer(sys.stdout))
     for name, command in services:

@@ -1,0 +1,17 @@
+# The hub's image: web server (gunicorn), outbox relay and workers all run from it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN SECRET_KEY=build-only python manage.py collectstatic --noinput --verbosity 0
+
+RUN useradd --system --uid 1000 synchub && chown -R synchub /app
+USER synchub
+
+EXPOSE 8000
+CMD ["gunicorn", "synchub.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
