@@ -63,12 +63,20 @@ def _routes_for(instance: CatalogItem) -> list[OutwardRoute]:
     return [route for route in _routes.get(type(instance), []) if route.integration_type != origin]
 
 
+def request_resync(*, item: CatalogItem) -> int:
+    """Send `item` as it is now to every integration it is not being changed from (staff
+    "resync", replays); returns how many syncs were enqueued. Commits with the caller."""
+    routes = _routes_for(item)
+    for route in routes:
+        integration_mark_pending(item=item, integration_type=route.integration_type)
+        route.task.delay(item_id=item.pk, action=ACTION_UPSERT, event_id=uuid.uuid4().hex)
+    return len(routes)
+
+
 def _on_save(sender, instance: CatalogItem, raw: bool = False, **kwargs) -> None:
     if raw:  # loading fixtures
         return
-    for route in _routes_for(instance):
-        integration_mark_pending(item=instance, integration_type=route.integration_type)
-        route.task.delay(item_id=instance.pk, action=ACTION_UPSERT, event_id=uuid.uuid4().hex)
+    request_resync(item=instance)
 
 
 def _on_delete(sender, instance: CatalogItem, **kwargs) -> None:

@@ -102,3 +102,15 @@ def test_record_error_keeps_pending_until_final():
     services.integration_record_synced(item_id=customer.pk, integration_type="stripe", integration_id="cus_1")
     mapping.refresh_from_db()
     assert (mapping.status, mapping.last_error) == (SyncStatus.SYNCED, "")
+
+
+def test_request_resync_marks_pending_and_enqueues_a_push():
+    from sync.outward import request_resync
+
+    customer = CustomerFactory()
+    services.integration_record_synced(item_id=customer.pk, integration_type="stripe", integration_id="cus_r")
+    before = len(outward_events(customer.pk))
+    assert request_resync(item=customer) == 1
+    assert CatalogIntegration.objects.get(catalog_item=customer).status == SyncStatus.PENDING
+    assert outward_events(customer.pk)[-1]["kwargs"]["action"] == "upsert"
+    assert len(outward_events(customer.pk)) == before + 1
