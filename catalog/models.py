@@ -58,6 +58,9 @@ class CatalogIntegration(models.Model):
     # Set before asking the external system to create the item, cleared once it confirmed: a
     # create interrupted by a crash is retried with the same idempotency key (and looked up).
     pending_create_key = models.CharField(max_length=255, blank=True, default="")
+    # The field values both sides last agreed on: the base of the three-way merge that tells a
+    # local change from a remote one (see README, "Conflicts").
+    synced_fields = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

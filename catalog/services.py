@@ -88,19 +88,33 @@ def integration_mark_pending(*, item: CatalogItem, integration_type: str) -> Cat
     return mapping
 
 
-def integration_record_synced(*, item_id: int, integration_type: str, integration_id: str) -> CatalogIntegration:
-    mapping, _ = CatalogIntegration.objects.update_or_create(
-        catalog_item_id=item_id,
-        integration_type=integration_type,
-        defaults={
-            "integration_id": integration_id,
-            "status": SyncStatus.SYNCED,
-            "last_synced_at": timezone.now(),
-            "last_error": "",
-            "pending_create_key": "",
-        },
-    )
+def integration_record_synced(
+    *, item_id: int, integration_type: str, integration_id: str, agreed_fields: dict | None = None
+) -> CatalogIntegration:
+    """The external system confirmed the item: store its id, mark it synced, and merge
+    `agreed_fields` (values both sides now hold) into the mapping's merge base."""
+    with transaction.atomic():
+        mapping = (
+            CatalogIntegration.objects.select_for_update()
+            .filter(catalog_item_id=item_id, integration_type=integration_type)
+            .first()
+        ) or CatalogIntegration(catalog_item_id=item_id, integration_type=integration_type)
+        mapping.integration_id = integration_id
+        mapping.status = SyncStatus.SYNCED
+        mapping.last_synced_at = timezone.now()
+        mapping.last_error = ""
+        mapping.pending_create_key = ""
+        mapping.synced_fields = {**mapping.synced_fields, **(agreed_fields or {})}
+        mapping.save()
     return mapping
+
+
+def integration_record_agreed(*, mapping: CatalogIntegration, agreed_fields: dict) -> None:
+    """Merge values both sides hold into the mapping's merge base, leaving its status alone."""
+    if agreed_fields:
+        CatalogIntegration.objects.filter(pk=mapping.pk).update(
+            synced_fields={**mapping.synced_fields, **agreed_fields}
+        )
 
 
 def integration_begin_create(*, item_id: int, integration_type: str, key: str) -> tuple[str, bool]:
@@ -124,15 +138,19 @@ def integration_link(*, item_id: int, integration_type: str, integration_id: str
     )
 
 
-def integration_record_error(*, item_id: int, integration_type: str, error: str, final: bool) -> None:
+def integration_record_error(
+    *, item_id: int, integration_type: str, error: str, final: bool, create_rejected: bool = False
+) -> None:
     """Record why a sync attempt failed: `final` marks the mapping failed, otherwise it stays
-    pending while retries go on. No-op when the item is gone."""
+    pending while retries go on; `create_rejected` says no create can have happened, so the next
+    one may use a new idempotency key. No-op when the item is gone."""
     if not CatalogItem.objects.non_polymorphic().filter(pk=item_id).exists():
         return
+    defaults = {"status": SyncStatus.FAILED if final else SyncStatus.PENDING, "last_error": error[:2000]}
+    if create_rejected:
+        defaults["pending_create_key"] = ""
     CatalogIntegration.objects.update_or_create(
-        catalog_item_id=item_id,
-        integration_type=integration_type,
-        defaults={"status": SyncStatus.FAILED if final else SyncStatus.PENDING, "last_error": error[:2000]},
+        catalog_item_id=item_id, integration_type=integration_type, defaults=defaults
     )
 
 

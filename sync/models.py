@@ -1,5 +1,7 @@
 from django.db import models
 
+from catalog.models import CatalogItem
+
 
 class OutboxMessage(models.Model):
     """A message written in the same transaction as the change it announces.
@@ -31,10 +33,58 @@ class InboxEvent(models.Model):
     source = models.CharField(max_length=50)
     event_id = models.CharField(max_length=255)
     event_type = models.CharField(max_length=100, blank=True, default="")
+    # The external object the event is about, and when the external system says it happened:
+    # what orders late and early deliveries.
+    object_id = models.CharField(max_length=255, blank=True, default="")
+    occurred_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="inbox_event_unique")]
+        indexes = [models.Index(fields=["source", "object_id"], name="inbox_event_object")]
 
     def __str__(self) -> str:
         return f"{self.source}:{self.event_id}"
+
+
+class DeadLetter(models.Model):
+    """A task message that exhausted its attempts (its copy also sits on `<topic>_dlq`).
+
+    Kept in the database so staff and `manage.py sync_dlq` can list, inspect and replay it.
+    """
+
+    message_id = models.CharField(max_length=64, unique=True)
+    task = models.CharField(max_length=255, db_index=True)
+    topic = models.CharField(max_length=255)
+    key = models.CharField(max_length=255, blank=True, default="")
+    kwargs = models.JSONField()
+    attempts = models.PositiveIntegerField()
+    error = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.key} ({self.error[:60]})"
+
+
+class SyncConflict(models.Model):
+    """A field changed on both sides since they last agreed: the local value was kept (and sent
+    to the integration), the remote one is recorded here for staff."""
+
+    catalog_item = models.ForeignKey(CatalogItem, on_delete=models.CASCADE, related_name="sync_conflicts")
+    integration_type = models.CharField(max_length=50)
+    field = models.CharField(max_length=100)
+    local_value = models.JSONField(null=True)
+    remote_value = models.JSONField(null=True)
+    kept = models.CharField(max_length=10, default="local")
+    remote_event_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.integration_type} item {self.catalog_item_id}.{self.field}: kept {self.kept}"

@@ -37,7 +37,7 @@ _applying_remote_change: ContextVar[str | None] = ContextVar("applying_remote_ch
 def register_outward_sync(*, model: type[CatalogItem], integration_type: str, task: Task) -> None:
     """Send every change of `model` to `integration_type` through `task`.
 
-    The task is called as task(item_id=..., action="upsert"|"delete", event_id=..., external_id=...).
+    The task is called as task(item_id=..., action="upsert"|"delete", event_id=..., full=..., external_id=...).
     """
     routes = _routes.setdefault(model, [])
     if any(route.integration_type == integration_type for route in routes):
@@ -63,20 +63,21 @@ def _routes_for(instance: CatalogItem) -> list[OutwardRoute]:
     return [route for route in _routes.get(type(instance), []) if route.integration_type != origin]
 
 
-def request_resync(*, item: CatalogItem) -> int:
-    """Send `item` as it is now to every integration it is not being changed from (staff
-    "resync", replays); returns how many syncs were enqueued. Commits with the caller."""
+def request_resync(*, item: CatalogItem, full: bool = True) -> int:
+    """Send `item` as it is now to every integration it is not being changed from; returns how
+    many syncs were enqueued. Commits with the caller. `full` sends every field (a staff
+    "resync" repairs drift); otherwise only fields changed since both sides agreed."""
     routes = _routes_for(item)
     for route in routes:
         integration_mark_pending(item=item, integration_type=route.integration_type)
-        route.task.delay(item_id=item.pk, action=ACTION_UPSERT, event_id=uuid.uuid4().hex)
+        route.task.delay(item_id=item.pk, action=ACTION_UPSERT, event_id=uuid.uuid4().hex, full=full)
     return len(routes)
 
 
 def _on_save(sender, instance: CatalogItem, raw: bool = False, **kwargs) -> None:
     if raw:  # loading fixtures
         return
-    request_resync(item=instance)
+    request_resync(item=instance, full=False)
 
 
 def _on_delete(sender, instance: CatalogItem, **kwargs) -> None:

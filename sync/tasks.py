@@ -81,6 +81,9 @@ class Task:
     key: str | None = None
     max_attempts: int | None = None
     on_dead_letter: Callable[[TaskMessage], None] | None = None
+    # How a replayed dead letter's arguments differ from the original's (e.g. a fresh event id,
+    # so an external idempotency key does not return the old failure); unchanged by default.
+    replay_kwargs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def __call__(self, **kwargs: Any) -> Any:
         return self.func(**kwargs)
@@ -121,6 +124,13 @@ class Task:
         """Decorator: run `on_dead_letter(message)` when a message of this task is dead-lettered."""
         self.on_dead_letter = on_dead_letter
         return on_dead_letter
+
+    def replay_kwargs_hook(
+        self, replay_kwargs: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """Decorator: map a dead letter's arguments to those of its replay."""
+        self.replay_kwargs = replay_kwargs
+        return replay_kwargs
 
 
 _registry: dict[str, Task] = {}

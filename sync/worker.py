@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from . import kafka
+from .dead_letters import dead_letter_record
 from .tasks import PermanentTaskError, Task, TaskMessage, dead_letter_topic, retry_topic
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ class Worker:
     def _dead_letter(self, task: Task, message: TaskMessage, exc: Exception) -> None:
         message.last_error = describe(exc)
         logger.error("task %s %s dead-lettered after %d attempts: %s", task.name, message.id, message.attempt, exc)
+        dead_letter_record(task=task, message=message)
         kafka.publish([(dead_letter_topic(task.topic), task.message_key(message), message.encode())])
         if task.on_dead_letter is not None:
             try:

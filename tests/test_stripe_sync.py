@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 import uuid
 
 import pytest
@@ -11,7 +13,7 @@ from catalog import services as catalog
 from catalog.models import CatalogIntegration, Customer, SyncStatus
 from integrations.stripe.client import stripe_client
 from integrations.stripe.services import customer_push, stripe_event_apply
-from sync.models import InboxEvent, OutboxMessage
+from sync.models import InboxEvent, OutboxMessage, SyncConflict
 from sync.tasks import PermanentTaskError
 
 from .factories import CustomerFactory
@@ -31,8 +33,17 @@ def remote_customers(client: stripe.StripeClient, email: str) -> list:
     return list(client.v1.customers.list(params={"email": email}).data)
 
 
-def apply(event_type: str, remote: dict, event_id: str | None = None) -> bool:
-    return stripe_event_apply(event_id=event_id or f"evt_{uuid.uuid4().hex}", event_type=event_type, customer=remote)
+_clock = itertools.count(int(time.time()))
+
+
+def apply(event_type: str, remote: dict, event_id: str | None = None, created: int | None = None) -> bool:
+    """Apply an event as the webhook delivers it: each one a second after the previous."""
+    return stripe_event_apply(
+        event_id=event_id or f"evt_{uuid.uuid4().hex}",
+        event_type=event_type,
+        customer=remote,
+        created=created if created is not None else next(_clock),
+    )
 
 
 def outward_events() -> int:
@@ -148,11 +159,37 @@ def test_updated_and_deleted_remotely():
     assert outward_events() == 0
 
 
-def test_updated_before_created_converges():
-    apply("customer.updated", {"id": "cus_3", "name": "Newer", "email": "c@example.com"})
-    apply("customer.created", {"id": "cus_3", "name": "Newer", "email": "c@example.com"})
+def test_updated_delivered_before_created_ends_with_the_newest_state():
+    now = int(time.time())
+    apply("customer.updated", {"id": "cus_3", "name": "Newer", "email": "c@example.com"}, created=now + 1)
+    assert apply("customer.created", {"id": "cus_3", "name": "Older", "email": "c@example.com"}, created=now)
     assert Customer.objects.count() == 1
     assert mapping_of_remote("cus_3").name == "Newer"
+
+
+def test_an_event_older_than_one_applied_is_ignored():
+    now = int(time.time())
+    apply("customer.created", {"id": "cus_o", "name": "First", "email": "o@example.com"}, created=now)
+    apply("customer.updated", {"id": "cus_o", "name": "Third", "email": "o@example.com"}, created=now + 10)
+    apply("customer.updated", {"id": "cus_o", "name": "Second", "email": "o@example.com"}, created=now + 5)
+    assert mapping_of_remote("cus_o").name == "Third"
+    assert InboxEvent.objects.filter(object_id="cus_o").count() == 3
+
+
+def test_events_in_the_same_second_are_resolved_by_reading_stripe(stripe_sandbox):
+    remote = stripe_sandbox.v1.customers.create(params={"name": "Truth", "email": "tie@example.com"})
+    now = int(time.time())
+    apply("customer.created", {"id": remote.id, "name": "A", "email": "tie@example.com"}, created=now)
+    apply("customer.updated", {"id": remote.id, "name": "B", "email": "tie@example.com"}, created=now)
+    assert mapping_of_remote(remote.id).name == "Truth"
+
+
+def test_nothing_revives_a_customer_deleted_in_stripe():
+    now = int(time.time())
+    apply("customer.deleted", {"id": "cus_d", "name": "D", "email": "d@example.com"}, created=now + 2)
+    apply("customer.created", {"id": "cus_d", "name": "D", "email": "d@example.com"}, created=now)
+    apply("customer.updated", {"id": "cus_d", "name": "D2", "email": "d@example.com"}, created=now + 1)
+    assert not Customer.objects.exists()
 
 
 def test_created_remotely_links_an_unmapped_local_customer_by_email():
@@ -189,13 +226,71 @@ def test_echo_of_our_own_update_changes_nothing(stripe_sandbox):
     assert Customer.objects.get().updated_at == updated_before
 
 
-def test_remote_values_wait_while_a_local_change_is_in_flight():
-    customer = CustomerFactory(name="Local")
-    catalog.integration_record_synced(item_id=customer.pk, integration_type="stripe", integration_id="cus_4")
-    catalog.customer_update(customer=customer, name="Local edit")  # pending again
-    apply("customer.updated", {"id": "cus_4", "name": "Remote edit", "email": customer.email})
+def synced_customer(remote_id: str, **fields) -> Customer:
+    customer = CustomerFactory(**fields)
+    catalog.integration_record_synced(
+        item_id=customer.pk,
+        integration_type="stripe",
+        integration_id=remote_id,
+        agreed_fields={"name": customer.name, "email": customer.email},
+    )
+    return customer
+
+
+def test_fields_changed_on_different_sides_merge_without_conflict():
+    customer = synced_customer("cus_m", name="Base", email="base@example.com")
+    catalog.customer_update(customer=customer, name="Local name")  # pending push
+    apply("customer.updated", {"id": "cus_m", "name": "Base", "email": "remote@example.com"})
+    customer.refresh_from_db()
+    assert (customer.name, customer.email) == ("Local name", "remote@example.com")
+    assert not SyncConflict.objects.exists()
+
+
+def test_a_field_changed_on_both_sides_keeps_the_local_value_and_records_the_conflict():
+    customer = synced_customer("cus_c", name="Base", email="c@example.com")
+    catalog.customer_update(customer=customer, name="Local edit")  # pending push
+    apply("customer.updated", {"id": "cus_c", "name": "Remote edit", "email": "c@example.com"}, event_id="evt_c")
     customer.refresh_from_db()
     assert customer.name == "Local edit"
+    [conflict] = SyncConflict.objects.all()
+    assert (conflict.field, conflict.local_value, conflict.remote_value, conflict.kept, conflict.remote_event_id) == (
+        "name",
+        "Local edit",
+        "Remote edit",
+        "local",
+        "evt_c",
+    )
+
+
+def test_a_conflict_won_locally_without_a_push_in_flight_sends_one():
+    customer = synced_customer("cus_f", name="Base")
+    catalog.customer_update(customer=customer, name="Local edit")
+    catalog.integration_record_error(item_id=customer.pk, integration_type="stripe", error="gave up", final=True)
+    before = outward_events()
+    apply("customer.updated", {"id": "cus_f", "name": "Remote edit", "email": customer.email})
+    assert outward_events() == before + 1
+    assert mapping_of(customer).status == SyncStatus.PENDING
+
+
+def test_push_sends_only_locally_changed_fields(stripe_sandbox):
+    customer = CustomerFactory(name="Before", email="partial@example.com")
+    push(customer.pk)
+    remote_id = mapping_of(customer).integration_id
+    # Changed in Stripe while its webhook is still on the way:
+    stripe_sandbox.v1.customers.update(remote_id, params={"email": "changed-in-stripe@example.com"})
+    catalog.customer_update(customer=customer, name="After")
+    push(customer.pk)
+    remote = stripe_sandbox.v1.customers.retrieve(remote_id)
+    assert (remote.name, remote.email) == ("After", "changed-in-stripe@example.com")
+
+
+def test_full_resync_repairs_drift(stripe_sandbox):
+    customer = CustomerFactory(name="Ours", email="drift@example.com")
+    push(customer.pk)
+    remote_id = mapping_of(customer).integration_id
+    stripe_sandbox.v1.customers.update(remote_id, params={"name": "Drifted"})
+    customer_push(item_id=customer.pk, action="upsert", event_id="resync-1", full=True)
+    assert stripe_sandbox.v1.customers.retrieve(remote_id).name == "Ours"
 
 
 def test_email_clash_with_another_linked_customer_is_permanent_and_writes_nothing():

@@ -1,5 +1,6 @@
 """The Stripe integration's tasks: thin wrappers that call the services."""
 
+import uuid
 from typing import Any
 
 from sync.tasks import TaskMessage, task
@@ -11,8 +12,10 @@ INWARD_TOPIC = "customer_inward_sync"
 
 
 @task(name="stripe.push_customer", topic=OUTWARD_TOPIC, key="item_id")
-def push_customer_to_stripe(*, item_id: int, action: str, event_id: str, external_id: str | None = None) -> None:
-    services.customer_push(item_id=item_id, action=action, event_id=event_id, external_id=external_id)
+def push_customer_to_stripe(
+    *, item_id: int, action: str, event_id: str, external_id: str | None = None, full: bool = False
+) -> None:
+    services.customer_push(item_id=item_id, action=action, event_id=event_id, external_id=external_id, full=full)
 
 
 @push_customer_to_stripe.on_dead_letter_hook
@@ -20,7 +23,15 @@ def _push_dead_lettered(message: TaskMessage) -> None:
     services.customer_push_failed(item_id=message.kwargs["item_id"], error=message.last_error)
 
 
+@push_customer_to_stripe.replay_kwargs_hook
+def _push_replayed(kwargs: dict[str, Any]) -> dict[str, Any]:
+    # A new event id gives new idempotency keys: Stripe would answer the old key with the old failure.
+    return {**kwargs, "event_id": uuid.uuid4().hex}
+
+
 # Keyed by the Stripe customer id, so one customer's events are applied in the order received.
 @task(name="stripe.apply_event", topic=INWARD_TOPIC, key="stripe_customer_id")
-def apply_stripe_event(*, event_id: str, event_type: str, stripe_customer_id: str, customer: dict[str, Any]) -> None:
-    services.stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer)
+def apply_stripe_event(
+    *, event_id: str, event_type: str, stripe_customer_id: str, customer: dict[str, Any], created: int | None = None
+) -> None:
+    services.stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer, created=created)
