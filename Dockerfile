@@ -4,8 +4,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt build-constraints.txt ./
+RUN pip install --no-cache-dir --upgrade pip \
+ && pip install --no-cache-dir --build-constraint build-constraints.txt -r requirements.txt
 
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput --verbosity 0

@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test clean
+.PHONY: setup browser run test clean
 
 # (Re)build the virtual environment whenever a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-sandbox.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-sandbox.txt requirements-dev.txt build-constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --build-constraint build-constraints.txt -r requirements-dev.txt
 	touch $@
 
 setup: $(VENV)/.installed
@@ -20,7 +20,11 @@ run: setup
 	$(BIN)/python manage.py ensure_staff_user
 	$(BIN)/python -m sandbox.run
 
-test: setup
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 clean:

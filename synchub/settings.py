@@ -7,6 +7,7 @@ django-environ; `.env.example` lists each variable with its meaning.
 from pathlib import Path
 
 import environ
+import xstatic.pkg.bootstrap
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,7 @@ LOCAL_APPS = [
     "catalog",
     "sync",
     "integrations.stripe",
+    "console",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -108,10 +110,18 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Front-end assets come from PyPI packages (no CDN): the staff console must work offline.
+STATICFILES_DIRS = [
+    ("bootstrap/css", Path(xstatic.pkg.bootstrap.BASE_DIR) / "css"),
+    ("bootstrap/js", Path(xstatic.pkg.bootstrap.BASE_DIR) / "js"),
+]
 # In development, serve static files straight from the apps, without collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
 
-LOGIN_URL = "/admin/login/"
+# The staff console's login (staff accounts only); the admin keeps its own at /admin/login/.
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:dashboard"
+LOGOUT_REDIRECT_URL = "console:login"
 
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated request gets 401 with `WWW-Authenticate: Token`.

@@ -1,0 +1,85 @@
+"""Reads of the catalog for staff screens: customers with the sync status of one integration.
+
+A customer's sync status is its mapping's status for that integration, or `unsynced` when it
+has no mapping (never pushed yet, or unlinked because the remote side deleted it).
+"""
+
+from __future__ import annotations
+
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models.functions import Coalesce
+
+from .models import CatalogIntegration, Customer, SyncStatus
+
+UNSYNCED = "unsynced"
+# Every status a customer can show, in the order the staff screens list them.
+CUSTOMER_SYNC_STATUSES: list[tuple[str, str]] = [
+    (SyncStatus.SYNCED.value, SyncStatus.SYNCED.label),
+    (SyncStatus.PENDING.value, SyncStatus.PENDING.label),
+    (SyncStatus.FAILED.value, SyncStatus.FAILED.label),
+    (UNSYNCED, "Unsynced"),
+]
+CUSTOMER_SYNC_STATUS_VALUES: list[str] = [value for value, _ in CUSTOMER_SYNC_STATUSES]
+
+
+def _mappings(*, integration_type: str) -> QuerySet[CatalogIntegration]:
+    return CatalogIntegration.objects.filter(catalog_item=OuterRef("pk"), integration_type=integration_type)
+
+
+def with_sync_status(queryset: QuerySet[Customer], *, integration_type: str) -> QuerySet[Customer]:
+    """Annotate `sync_status` and `sync_error`: one query for the whole list, no N+1."""
+    mappings = _mappings(integration_type=integration_type).order_by()
+    return queryset.annotate(
+        sync_status=Coalesce(Subquery(mappings.values("status")[:1]), Value(UNSYNCED), output_field=CharField()),
+        sync_error=Coalesce(Subquery(mappings.values("last_error")[:1]), Value(""), output_field=TextField()),
+    )
+
+
+def customer_list(
+    *, integration_type: str, search: str = "", status: str = "", ordering: str = "-updated_at"
+) -> QuerySet[Customer]:
+    customers = with_sync_status(Customer.objects.non_polymorphic(), integration_type=integration_type)
+    if search:
+        customers = customers.filter(Q(name__icontains=search) | Q(email__icontains=search))
+    if status:
+        customers = customers.filter(sync_status=status)
+    # The id breaks ties so that pages never overlap.
+    return customers.order_by(ordering, "-id")
+
+
+def customer_sync_counts(*, integration_type: str) -> dict[str, int]:
+    """Customers in total and per sync status, in one query (one consistent snapshot)."""
+    mappings = _mappings(integration_type=integration_type)
+    counts = Customer.objects.non_polymorphic().aggregate(
+        customers=Count("pk"),
+        **{
+            status: Count("pk", filter=Q(Exists(mappings.filter(status=status))))
+            for status in SyncStatus.values
+        },
+        **{UNSYNCED: Count("pk", filter=~Q(Exists(mappings)))},
+    )
+    return counts
+
+
+def customer_sync_statuses(*, integration_type: str, ids: list[int]) -> dict[int, dict[str, str]]:
+    customers = with_sync_status(
+        Customer.objects.non_polymorphic().filter(pk__in=ids), integration_type=integration_type
+    )
+    return {
+        row["pk"]: {"status": row["sync_status"], "error": row["sync_error"]}
+        for row in customers.order_by().values("pk", "sync_status", "sync_error")
+    }
+
+
+def integration_list(*, integration_type: str = "", status: str = "") -> QuerySet[CatalogIntegration]:
+    mappings = CatalogIntegration.objects.select_related("catalog_item__customer")
+    if integration_type:
+        mappings = mappings.filter(integration_type=integration_type)
+    if status:
+        mappings = mappings.filter(status=status)
+    return mappings.order_by("-updated_at", "-id")
+
+
+def integration_types() -> list[str]:
+    types = CatalogIntegration.objects.order_by("integration_type").values_list("integration_type", flat=True)
+    return list(types.distinct())

@@ -1,0 +1,25 @@
+from django import template
+
+from console.presentation import status_badge_class, status_label
+
+register = template.Library()
+
+
+@register.inclusion_tag("console/_badge.html")
+def sync_badge(status: str) -> dict[str, str]:
+    return {"status": status, "label": status_label(status), "badge_class": status_badge_class(status)}
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context: template.Context, **changes: object) -> str:
+    """The current query string with `changes` applied (None removes a key): keeps the search,
+    filter and sort across pagination and sort links."""
+    query = context["request"].GET.copy()
+    query.pop("partial", None)  # the auto-refresh's own flag, never part of a link
+    for key, value in changes.items():
+        if value is None or value == "":
+            query.pop(key, None)
+        else:
+            query[key] = value
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"

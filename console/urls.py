@@ -1,0 +1,30 @@
+from django.contrib.auth import views as auth_views
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.templatetags.static import static
+from django.urls import path
+from django.views.generic import RedirectView
+
+from . import views
+
+app_name = "console"
+
+urlpatterns = [
+    # The admin's form: it refuses non-staff accounts with a clear message.
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="console/login.html", authentication_form=AdminAuthenticationForm),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="dashboard"),
+    path("console/stats.json", views.stats, name="stats"),
+    path("customers/", views.customer_list, name="customer-list"),
+    path("customers/statuses.json", views.customer_statuses, name="customer-statuses"),
+    path("customers/new/", views.customer_create, name="customer-create"),
+    path("customers/<int:pk>/edit/", views.customer_edit, name="customer-edit"),
+    path("customers/<int:pk>/delete/", views.customer_delete, name="customer-delete"),
+    path("customers/<int:pk>/resync/", views.customer_resync, name="customer-resync"),
+    path("integrations/", views.integration_list, name="integration-list"),
+    # Browsers ask for /favicon.ico on every page, the admin's included: answer, not 404.
+    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg"), permanent=True)),
+]

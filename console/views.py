@@ -1,0 +1,252 @@
+"""The staff console: thin views over catalog selectors (reads) and services (writes).
+
+Forms work without JavaScript (full pages and redirects); console.js upgrades them to modals,
+which send `X-Requested-With: fetch` and get fragments or JSON back.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import user_passes_test
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from catalog import selectors, services
+from catalog.models import Customer, SyncStatus
+from integrations.stripe import INTEGRATION_TYPE
+from sync.outward import request_resync
+
+from .forms import CustomerForm
+from .presentation import STATUS_COLOURS, status_badge_class, status_chart, status_label
+
+# The console shows each customer's status with Stripe, the hub's one integration today.
+SYNC_INTEGRATION = INTEGRATION_TYPE
+CUSTOMERS_PER_PAGE = 20
+INTEGRATIONS_PER_PAGE = 50
+RECENT_ACTIVITY = 10
+# Sort keys of the customers table -> ORDER BY.
+CUSTOMER_SORTS = {"name": "name", "email": "email", "updated": "updated_at"}
+DEFAULT_CUSTOMER_SORT = "-updated"
+MAX_STATUS_IDS = 200
+
+# Anonymous and non-staff users alike go to the login page.
+staff_required = user_passes_test(lambda user: user.is_active and user.is_staff)
+
+
+def _is_fetch(request: HttpRequest) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return candidate
+    return default
+
+
+# --- Dashboard ----------------------------------------------------------------------------------
+
+
+def _dashboard_context() -> dict:
+    counts = selectors.customer_sync_counts(integration_type=SYNC_INTEGRATION)
+    recent = selectors.customer_list(integration_type=SYNC_INTEGRATION, ordering="-updated_at")[:RECENT_ACTIVITY]
+    totals = [{"key": "customers", "label": "Customers", "colour": "primary", "value": counts["customers"]}] + [
+        {"key": status, "label": status_label(status), "colour": STATUS_COLOURS[status], "value": counts[status]}
+        for status in selectors.CUSTOMER_SYNC_STATUS_VALUES
+    ]
+    return {
+        "counts": counts,
+        "totals": totals,
+        "chart": status_chart(counts),
+        "recent": recent,
+        "updated_at": timezone.now(),
+    }
+
+
+@require_GET
+@staff_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/dashboard.html", _dashboard_context())
+
+
+@require_GET
+@staff_required
+def stats(request: HttpRequest) -> JsonResponse:
+    """The dashboard's figures for its live refresh, with the chart and activity list rendered
+    here so that the page and its updates share one template."""
+    context = _dashboard_context()
+    return JsonResponse(
+        {
+            "counts": context["counts"],
+            "updated_at": context["updated_at"].isoformat(),
+            "chart_html": render_to_string("console/_chart.html", context, request=request),
+            "recent_html": render_to_string("console/_recent.html", context, request=request),
+        }
+    )
+
+
+# --- Customers ----------------------------------------------------------------------------------
+
+
+def _customer_sort(request: HttpRequest) -> str:
+    sort = request.GET.get("sort", DEFAULT_CUSTOMER_SORT)
+    return sort if sort.lstrip("-") in CUSTOMER_SORTS else DEFAULT_CUSTOMER_SORT
+
+
+def _sort_columns(sort: str) -> list[dict[str, str]]:
+    """Header links: clicking the sorted column flips its direction; aria-sort tells which."""
+    columns = []
+    for key, label in [("name", "Name"), ("email", "Email"), ("updated", "Updated")]:
+        if sort == key:
+            columns.append({"key": key, "label": label, "next": f"-{key}", "aria_sort": "ascending"})
+        elif sort == f"-{key}":
+            columns.append({"key": key, "label": label, "next": key, "aria_sort": "descending"})
+        else:
+            columns.append({"key": key, "label": label, "next": key, "aria_sort": "none"})
+    return columns
+
+
+@require_GET
+@staff_required
+def customer_list(request: HttpRequest) -> HttpResponse:
+    search = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "")
+    if status not in selectors.CUSTOMER_SYNC_STATUS_VALUES:
+        status = ""
+    sort = _customer_sort(request)
+    field = CUSTOMER_SORTS[sort.lstrip("-")]
+    customers = selectors.customer_list(
+        integration_type=SYNC_INTEGRATION,
+        search=search,
+        status=status,
+        ordering=f"-{field}" if sort.startswith("-") else field,
+    )
+    page = Paginator(customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/customer_list.html",
+        {
+            "page": page,
+            "search": search,
+            "status": status,
+            "sort": sort,
+            "columns": _sort_columns(sort),
+            "statuses": selectors.CUSTOMER_SYNC_STATUSES,
+            "failed": SyncStatus.FAILED,
+        },
+    )
+
+
+@require_GET
+@staff_required
+def customer_statuses(request: HttpRequest) -> HttpResponse:
+    """Sync status of the customers shown on a page (`?ids=1,2,3`), polled by the table."""
+    try:
+        ids = [int(value) for value in request.GET.get("ids", "").split(",") if value][:MAX_STATUS_IDS]
+    except ValueError:
+        return HttpResponseBadRequest("ids: comma-separated integers")
+    statuses = selectors.customer_sync_statuses(integration_type=SYNC_INTEGRATION, ids=ids)
+    return JsonResponse(
+        {
+            "statuses": {
+                str(pk): {**row, "label": status_label(row["status"]), "badge_class": status_badge_class(row["status"])}
+                for pk, row in statuses.items()
+            }
+        }
+    )
+
+
+def _customer_form_response(request: HttpRequest, form: CustomerForm) -> HttpResponse:
+    customer = form.instance
+    context = {
+        "form": form,
+        "customer": customer,
+        "action": reverse("console:customer-edit", args=[customer.pk]) if customer else reverse("console:customer-create"),
+        "title": f"Edit {customer}" if customer else "Add customer",
+        "modal": _is_fetch(request),
+        "next": _next_url(request, reverse("console:customer-list")),
+    }
+    template = "console/_customer_form.html" if _is_fetch(request) else "console/customer_form.html"
+    return render(request, template, context)
+
+
+def _customer_form_view(request: HttpRequest, customer: Customer | None) -> HttpResponse:
+    if request.method == "GET":
+        return _customer_form_response(request, CustomerForm(instance=customer))
+    form = CustomerForm(request.POST, instance=customer)
+    saved = form.save() if form.is_valid() else None
+    if saved is None:
+        # 200 like any re-rendered Django form: browsers log 4xx fetches as console errors.
+        # The modal tells the outcomes apart by type: HTML is the form again, JSON is saved.
+        return _customer_form_response(request, form)
+    messages.success(request, f"Customer “{saved}” {'saved' if customer else 'created'}; syncing to Stripe.")
+    if _is_fetch(request):
+        return JsonResponse({"id": saved.pk}, status=200 if customer else 201)
+    return redirect(_next_url(request, reverse("console:customer-list")))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def customer_create(request: HttpRequest) -> HttpResponse:
+    return _customer_form_view(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _customer_form_view(request, get_object_or_404(Customer.objects.non_polymorphic(), pk=pk))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = get_object_or_404(Customer.objects.non_polymorphic(), pk=pk)
+    next_url = _next_url(request, reverse("console:customer-list"))
+    if request.method == "GET":
+        return render(request, "console/customer_confirm_delete.html", {"customer": customer, "next": next_url})
+    name = str(customer)
+    services.customer_delete(customer=customer)
+    messages.success(request, f"Customer “{name}” deleted.")
+    return redirect(next_url)
+
+
+@require_POST
+@staff_required
+def customer_resync(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = get_object_or_404(Customer.objects.non_polymorphic(), pk=pk)
+    request_resync(item=customer)
+    messages.success(request, f"Resync of “{customer}” requested.")
+    return redirect(_next_url(request, reverse("console:customer-list")))
+
+
+# --- Integrations -------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def integration_list(request: HttpRequest) -> HttpResponse:
+    integration_types = selectors.integration_types()
+    integration_type = request.GET.get("type", "")
+    if integration_type not in integration_types:
+        integration_type = ""
+    status = request.GET.get("status", "")
+    if status not in SyncStatus.values:
+        status = ""
+    mappings = selectors.integration_list(integration_type=integration_type, status=status)
+    context = {
+        "page": Paginator(mappings, INTEGRATIONS_PER_PAGE).get_page(request.GET.get("page")),
+        "integration_types": integration_types,
+        "integration_type": integration_type,
+        "statuses": SyncStatus.choices,
+        "status": status,
+        "updated_at": timezone.now(),
+    }
+    # The auto-refresh asks for the table alone.
+    template = "console/_integration_table.html" if request.GET.get("partial") else "console/integration_list.html"
+    return render(request, template, context)
