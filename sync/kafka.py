@@ -34,6 +34,8 @@ def client_config() -> dict:
     config = {
         "bootstrap_servers": settings.KAFKA_BOOTSTRAP_SERVERS,
         "request_timeout_ms": settings.KAFKA_REQUEST_TIMEOUT_MS,
+        # Not the 30 s default: an unreachable broker should fail as fast as a slow request.
+        "bootstrap_timeout_ms": settings.KAFKA_REQUEST_TIMEOUT_MS,
     }
     if api_version() is not None:
         config["api_version"] = api_version()

@@ -72,19 +72,13 @@ class Worker:
         return self._stop.is_set()
 
     def run(self, *, max_messages: int | None = None) -> None:
-        kafka.ensure_topics(
-            [*self.topics, *self.retry_topics, *(dead_letter_topic(topic) for topic in self.topics)]
-        )
-        consumer = kafka.make_consumer(
-            group_id=self.group_id,
-            topics=[*self.topics, *self.retry_topics],
-            listener=_ForgetPausedOnRevoke(self),
-        )
-        logger.info("worker %s consuming %s", self.group_id, ", ".join(self.topics))
+        consumer = None
         consecutive_errors = 0
         try:
             while not self.stopping and (max_messages is None or self.processed < max_messages):
                 try:
+                    if consumer is None:  # also when the broker is not reachable yet
+                        consumer = self._connect()
                     self._poll_once(consumer)
                     consecutive_errors = 0
                 except (KafkaError, OperationalError, InterfaceError) as exc:
@@ -95,8 +89,19 @@ class Worker:
                     kafka.reset_producer()
                     time.sleep(min(5.0, 0.2 * consecutive_errors))
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
             logger.info("worker %s stopped after %d messages", self.group_id, self.processed)
+
+    def _connect(self):
+        kafka.ensure_topics([*self.topics, *self.retry_topics, *(dead_letter_topic(topic) for topic in self.topics)])
+        consumer = kafka.make_consumer(
+            group_id=self.group_id,
+            topics=[*self.topics, *self.retry_topics],
+            listener=_ForgetPausedOnRevoke(self),
+        )
+        logger.info("worker %s consuming %s", self.group_id, ", ".join(self.topics))
+        return consumer
 
     def _poll_once(self, consumer) -> None:
         self._resume_due(consumer)

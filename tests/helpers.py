@@ -35,12 +35,14 @@ def stripe_signature(payload: bytes, secret: str, *, timestamp: int | None = Non
     return f"t={timestamp},v1={digest}"
 
 
-def stripe_event(event_type: str, customer: dict[str, Any], *, event_id: str | None = None) -> bytes:
+def stripe_event(
+    event_type: str, customer: dict[str, Any], *, event_id: str | None = None, created: int | None = None
+) -> bytes:
     body = {
         "id": event_id or f"evt_{time.time_ns()}",
         "object": "event",
         "type": event_type,
-        "created": int(time.time()),
+        "created": int(time.time()) if created is None else created,
         "data": {"object": {"object": "customer", "metadata": {}, **customer}},
     }
     return json.dumps(body).encode()

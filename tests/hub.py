@@ -82,12 +82,26 @@ class E2EDatabase:
 
 
 class Hub:
-    def __init__(self, workdir: Path, *, artifacts: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        artifacts: Path,
+        extra_env: dict[str, str] | None = None,
+        kafka_proxy: bool = False,
+        stripe_proxy: bool = False,
+    ) -> None:
+        from .faults import StripeFaultProxy, TcpProxy
+
         self.workdir = workdir
         self.artifacts = artifacts
         self.db = E2EDatabase(workdir)
         self.kafka_port = free_port()
         self.stripe_port = free_port()
+        # Optional fault injectors between the hub and its broker / Stripe.
+        self.kafka_proxy = TcpProxy(self.kafka_port) if kafka_proxy else None
+        self.kafka_public_port = self.kafka_proxy.port if self.kafka_proxy else self.kafka_port
+        self.stripe_proxy = StripeFaultProxy(f"http://127.0.0.1:{self.stripe_port}") if stripe_proxy else None
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
@@ -100,13 +114,13 @@ class Hub:
             "DEBUG": "false",
             "PORT": str(self.web_port),
             "WEB_CONCURRENCY": "2",
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_public_port}",
             "KAFKA_API_VERSION": "2.5.0",
             "KAFKA_MAX_POLL_INTERVAL_MS": "4000",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
             "STRIPE_API_KEY": "sk_test_e2e",
-            "STRIPE_API_BASE": self.stripe_base,
+            "STRIPE_API_BASE": self.stripe_proxy.base if self.stripe_proxy else self.stripe_base,
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "STRIPE_TIMEOUT_SECONDS": "10",
             "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
@@ -130,7 +144,9 @@ class Hub:
         return result.stdout
 
     def setup(self) -> None:
-        self.processes["kafka"] = start(tansu_command(self.kafka_port), log_path=self.log("kafka"))
+        self.processes["kafka"] = start(
+            tansu_command(self.kafka_port, advertised_port=self.kafka_public_port), log_path=self.log("kafka")
+        )
         self.processes["stripe"] = start(localstripe_command(self.stripe_port), log_path=self.log("stripe"))
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput")
@@ -161,6 +177,9 @@ class Hub:
     def teardown(self) -> dict[str, int]:
         codes = {name: stop(process) for name, process in reversed(list(self.processes.items()))}
         self.processes.clear()
+        for proxy in (self.kafka_proxy, self.stripe_proxy):
+            if proxy is not None:
+                proxy.close()
         self.db.drop()
         return codes
 
@@ -183,3 +202,22 @@ class Hub:
 
     def inbox_count(self) -> int:
         return self.db.scalar("SELECT COUNT(*) FROM sync_inboxevent")
+
+    def all_stripe_customers(self) -> list[dict]:
+        """Every customer in the Stripe sandbox, read past any fault proxy."""
+        return [c.to_dict(recursive=True) for c in self.stripe.v1.customers.list(params={"limit": 100}).auto_paging_iter()]
+
+    def synced_count(self, customer_ids: list[int]) -> int:
+        placeholders = ",".join(str(int(i)) for i in customer_ids) or "0"
+        return self.db.scalar(
+            "SELECT COUNT(*) FROM catalog_catalogintegration WHERE status = 'synced' "
+            f"AND integration_id IS NOT NULL AND catalog_item_id IN ({placeholders})"
+        )
+
+    def create_customers(self, emails: list[str], name: str = "Customer") -> list[int]:
+        ids = []
+        for email in emails:
+            response = self.api("POST", "/api/customers", {"name": name, "email": email})
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+        return ids

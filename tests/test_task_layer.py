@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
 
 import pytest
 from sync import kafka as sync_kafka
-from sync.models import OutboxMessage
+from sync.dead_letters import dead_letter_record, dead_letter_replay
+from sync.models import DeadLetter, OutboxMessage
 from sync.relay import prune_published, relay_batch
 from sync.tasks import PermanentTaskError, TaskMessage, dead_letter_topic, get_task, retry_topic, task
 from sync.worker import Worker, retry_delay
@@ -150,6 +152,48 @@ def test_failures_retry_with_backoff_then_dead_letter_with_the_error(kafka):
     letter = TaskMessage.decode(letters[0].value)
     assert letter.kwargs == {"item_id": 42} and letter.attempt == 3 and "stripe down" in letter.last_error
     assert len(read_topic(retry_topic(job.topic), expected=2)) == 2
+    recorded = DeadLetter.objects.get(message_id=letter.id)
+    assert (recorded.task, recorded.key, recorded.attempts) == (job.name, "42", 3)
+    assert "stripe down for 42" in recorded.error
+
+
+def test_replaying_a_dead_letter_enqueues_it_again_from_attempt_one():
+    job = make_task(lambda **_: None)
+    job.replay_kwargs_hook(lambda kwargs: {**kwargs, "event_id": "fresh"})
+    letter = dead_letter_record(
+        task=job, message=TaskMessage(task=job.name, kwargs={"item_id": 5, "event_id": "old"}, attempt=6)
+    )
+    dead_letter_replay(letter=letter)
+    letter.refresh_from_db()
+    assert letter.replayed_at is not None
+    [row] = OutboxMessage.objects.filter(topic=job.topic)
+    assert row.payload["kwargs"] == {"item_id": 5, "event_id": "fresh"} and row.payload["attempt"] == 1
+    assert row.key == "5"
+
+
+def test_sync_dlq_lists_shows_and_replays():
+    from django.core.management import CommandError, call_command
+
+    job = make_task(lambda **_: None)
+    letter = dead_letter_record(
+        task=job, message=TaskMessage(task=job.name, kwargs={"item_id": 9}, attempt=3, last_error="Boom: bad")
+    )
+    out = io.StringIO()
+    call_command("sync_dlq", "list", stdout=out)
+    assert job.name[:24] in out.getvalue() and "Boom: bad" in out.getvalue() and "1 dead letter(s)" in out.getvalue()
+    out = io.StringIO()
+    call_command("sync_dlq", "show", str(letter.pk), stdout=out)
+    assert json.loads(out.getvalue())["kwargs"] == {"item_id": 9}
+    out = io.StringIO()
+    call_command("sync_dlq", "replay", str(letter.pk), stdout=out)
+    assert "1 dead letter(s) replayed" in out.getvalue()
+    out = io.StringIO()
+    call_command("sync_dlq", "list", stdout=out)
+    assert "0 dead letter(s)" in out.getvalue()
+    with pytest.raises(CommandError):
+        call_command("sync_dlq", "show", "999999")
+    with pytest.raises(CommandError):
+        call_command("sync_dlq", "replay")
 
 
 def test_permanent_error_goes_straight_to_dead_letters(kafka):
@@ -215,3 +259,23 @@ def test_stop_leaves_the_loop_promptly(kafka):
     assert worker.processed == 0
     wait_until(lambda: True)
     assert json.loads(TaskMessage("t", {}).encode())["attempt"] == 1
+
+
+def test_worker_exits_non_zero_after_consecutive_errors(tmp_path):
+    """Broker unreachable: the worker command gives up with status 3 for its supervisor."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "KAFKA_REQUEST_TIMEOUT_MS": "1000",
+        "SYNC_WORKER_MAX_CONSECUTIVE_ERRORS": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_stripe_worker"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "too many consecutive errors" in result.stderr
