@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from .dead_letters import dead_letter_replay
-from .models import DeadLetter, OutboxMessage
+from .models import DeadLetter, OutboxMessage, SyncConflict, SyncEvent
 
 
 @admin.register(DeadLetter)
@@ -32,6 +32,28 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     list_display = ["id", "topic", "key", "created_at", "published_at"]
     list_filter = ["topic", ("published_at", admin.EmptyFieldListFilter)]
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SyncEvent)
+class SyncEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "direction", "integration", "item_id", "action", "outcome", "duration_ms"]
+    list_filter = ["direction", "integration", "outcome", "task"]
+    search_fields = ["external_id", "external_event_id", "message_id", "error"]
+    readonly_fields = [f.name for f in SyncEvent._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SyncConflict)
+class SyncConflictAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "catalog_item", "integration_type", "field", "local_value", "remote_value", "kept"]
+    list_filter = ["integration_type", "field"]
+    readonly_fields = [f.name for f in SyncConflict._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

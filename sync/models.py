@@ -88,3 +88,34 @@ class SyncConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration_type} item {self.catalog_item_id}.{self.field}: kept {self.kept}"
+
+
+class SyncEvent(models.Model):
+    """Audit trail: one row per sync operation a worker ran (or gave up on)."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        RETRYING = "retrying", "Failed, will retry"
+        DEAD_LETTERED = "dead_lettered", "Failed, dead-lettered"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    direction = models.CharField(max_length=10, blank=True, default="")  # outward / inward
+    integration = models.CharField(max_length=50, blank=True, default="")
+    task = models.CharField(max_length=255)
+    # No foreign key: the trail outlives deleted items.
+    item_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    action = models.CharField(max_length=50, blank=True, default="")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField(default=0)
+    attempt = models.PositiveIntegerField(default=1)
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    external_event_id = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["outcome", "created_at"], name="sync_event_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.task} item {self.item_id} {self.action} {self.outcome}"

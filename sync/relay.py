@@ -15,6 +15,7 @@ from django.utils import timezone
 from kafka.errors import KafkaError
 
 from . import kafka
+from .audit import sync_events_prune
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class OutboxRelay:
                 published = relay_batch()
                 if time.monotonic() - last_prune > self.PRUNE_EVERY_SECONDS:
                     prune_published()
+                    sync_events_prune()
                     last_prune = time.monotonic()
                 failures = 0
             except (KafkaError, OperationalError, InterfaceError) as exc:

@@ -80,6 +80,9 @@ class Task:
     func: Callable[..., Any]
     key: str | None = None
     max_attempts: int | None = None
+    # For the audit trail: "outward" (to an external system) or "inward", and which system.
+    direction: str = ""
+    integration: str = ""
     on_dead_letter: Callable[[TaskMessage], None] | None = None
     # How a replayed dead letter's arguments differ from the original's (e.g. a fresh event id,
     # so an external idempotency key does not return the old failure); unchanged by default.
@@ -137,14 +140,28 @@ _registry: dict[str, Task] = {}
 
 
 def task(
-    *, name: str, topic: str, key: str | None = None, max_attempts: int | None = None
+    *,
+    name: str,
+    topic: str,
+    key: str | None = None,
+    max_attempts: int | None = None,
+    direction: str = "",
+    integration: str = "",
 ) -> Callable[[Callable[..., Any]], Task]:
     """Register the decorated function as the handler of task `name`, delivered on `topic`."""
 
     def register(func: Callable[..., Any]) -> Task:
         if name in _registry and _registry[name].func is not func:
             raise ValueError(f"task {name!r} is already registered")
-        _registry[name] = Task(name=name, topic=topic, func=func, key=key, max_attempts=max_attempts)
+        _registry[name] = Task(
+            name=name,
+            topic=topic,
+            func=func,
+            key=key,
+            max_attempts=max_attempts,
+            direction=direction,
+            integration=integration,
+        )
         return _registry[name]
 
     return register

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -16,7 +17,9 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from . import kafka
+from .audit import SyncResult, sync_event_record
 from .dead_letters import dead_letter_record
+from .models import SyncEvent
 from .tasks import PermanentTaskError, Task, TaskMessage, dead_letter_topic, retry_topic
 
 logger = logging.getLogger(__name__)
@@ -161,36 +164,48 @@ class Worker:
         self.execute(task, message)
 
     def execute(self, task: Task, message: TaskMessage) -> None:
-        """Run one message's handler and route a failure to a retry or a dead letter."""
+        """Run one message's handler, route a failure to a retry or a dead letter, and record
+        the operation in the audit trail."""
         close_old_connections()
         started = time.monotonic()
+        result = error = None
+        permanent = False
         try:
-            task.func(**message.kwargs)
+            result = task.func(**message.kwargs)
         except PermanentTaskError as exc:
-            self._dead_letter(task, message, exc)
+            error, permanent = exc, True
         except (OperationalError, InterfaceError) as exc:
             # The database went away: drop the connections so the retry opens fresh ones.
             for connection in connections.all():
                 connection.close_if_unusable_or_obsolete()
-            self._retry_or_dead_letter(task, message, exc)
+            error = exc
         except Exception as exc:  # noqa: BLE001 - any handler failure is retried, never lost
-            self._retry_or_dead_letter(task, message, exc)
+            error = exc
+        duration_ms = 1000 * (time.monotonic() - started)
+        if error is None:
+            outcome = SyncEvent.Outcome.SUCCEEDED
+        elif permanent or message.attempt >= (task.max_attempts or settings.SYNC_TASK_MAX_ATTEMPTS):
+            outcome = SyncEvent.Outcome.DEAD_LETTERED
+            self._dead_letter(task, message, error)
         else:
-            logger.debug("task %s %s done in %.1f ms", task.name, message.id, 1000 * (time.monotonic() - started))
+            outcome = SyncEvent.Outcome.RETRYING
+            self._retry(task, message, error)
+        sync_event_record(
+            task=task,
+            message=message,
+            outcome=outcome,
+            duration_ms=duration_ms,
+            result=result if isinstance(result, SyncResult) else None,
+            error=describe(error) if error else "",
+        )
 
-    def _retry_or_dead_letter(self, task: Task, message: TaskMessage, exc: Exception) -> None:
-        max_attempts = task.max_attempts or settings.SYNC_TASK_MAX_ATTEMPTS
-        if message.attempt >= max_attempts:
-            self._dead_letter(task, message, exc)
-            return
+    def _retry(self, task: Task, message: TaskMessage, exc: Exception) -> None:
         delay = retry_delay(message.attempt)
         logger.warning(
             "task %s %s attempt %d failed (%s); retry in %.1f s", task.name, message.id, message.attempt, exc, delay
         )
-        message.attempt += 1
-        message.not_before = time.time() + delay
-        message.last_error = describe(exc)
-        kafka.publish([(retry_topic(task.topic), task.message_key(message), message.encode())])
+        retry = replace(message, attempt=message.attempt + 1, not_before=time.time() + delay, last_error=describe(exc))
+        kafka.publish([(retry_topic(task.topic), task.message_key(retry), retry.encode())])
 
     def _dead_letter(self, task: Task, message: TaskMessage, exc: Exception) -> None:
         message.last_error = describe(exc)

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("console.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("catalog.urls")),
+    path("api/", include("sync.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

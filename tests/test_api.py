@@ -146,3 +146,24 @@ def test_openapi_schema_and_docs(api_client):
         assert path in body
     docs = api_client.get("/docs")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_sync_events_are_listed_filtered_and_paginated(api_client):
+    from sync.models import SyncEvent
+
+    SyncEvent.objects.bulk_create(
+        [
+            SyncEvent(task="stripe.push_customer", direction="outward", integration="stripe", item_id=i,
+                      action="created", outcome="succeeded" if i % 3 else "dead_lettered", duration_ms=1.5)
+            for i in range(30)
+        ]
+    )
+    page = api_client.get("/api/sync-events?page_size=7").data
+    assert page["count"] == 30 and len(page["results"]) == 7
+    assert page["results"][0]["item_id"] == 29  # newest first
+    failed = api_client.get("/api/sync-events?outcome=dead_lettered&page_size=100").data
+    assert failed["count"] == 10 and {r["outcome"] for r in failed["results"]} == {"dead_lettered"}
+    assert api_client.get("/api/sync-events?item_id=4").data["count"] == 1
+    assert api_client.get("/api/sync-events?created_after=2999-01-01T00:00:00Z").data["count"] == 0
+    assert api_client.get("/api/sync-events?outcome=nonsense").status_code == 400
+    assert APIClient().get("/api/sync-events").status_code == 401

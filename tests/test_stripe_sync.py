@@ -38,12 +38,13 @@ _clock = itertools.count(int(time.time()))
 
 def apply(event_type: str, remote: dict, event_id: str | None = None, created: int | None = None) -> bool:
     """Apply an event as the webhook delivers it: each one a second after the previous."""
-    return stripe_event_apply(
+    result = stripe_event_apply(
         event_id=event_id or f"evt_{uuid.uuid4().hex}",
         event_type=event_type,
         customer=remote,
         created=created if created is not None else next(_clock),
     )
+    return result.action != "duplicate"
 
 
 def outward_events() -> int:

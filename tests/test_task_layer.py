@@ -10,7 +10,8 @@ import uuid
 import pytest
 from sync import kafka as sync_kafka
 from sync.dead_letters import dead_letter_record, dead_letter_replay
-from sync.models import DeadLetter, OutboxMessage
+from sync.audit import SyncResult
+from sync.models import DeadLetter, OutboxMessage, SyncEvent
 from sync.relay import prune_published, relay_batch
 from sync.tasks import PermanentTaskError, TaskMessage, dead_letter_topic, get_task, retry_topic, task
 from sync.worker import Worker, retry_delay
@@ -66,6 +67,24 @@ def test_delay_goes_through_the_outbox_and_the_worker_runs_the_handler(kafka):
     run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=5)
     assert sorted(kw["item_id"] for kw in seen) == [0, 1, 2, 3, 4]
     assert all(kw["note"] == "hello" for kw in seen)
+
+
+def test_each_operation_is_recorded_in_the_audit_trail(kafka):
+    job = task(name=unique("audited"), topic=unique("t"), key="item_id", direction="outward", integration="acme")(
+        lambda *, item_id: SyncResult(action="created", item_id=item_id, external_id=f"ext_{item_id}")
+    )
+    message_id = job.send(item_id=3)
+    run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=1)
+    event = SyncEvent.objects.get(task=job.name)
+    assert (event.direction, event.integration, event.item_id, event.action, event.outcome, event.external_id) == (
+        "outward",
+        "acme",
+        3,
+        "created",
+        "succeeded",
+        "ext_3",
+    )
+    assert event.message_id == message_id and event.duration_ms >= 0
 
 
 def test_one_keys_messages_keep_their_order(kafka):
@@ -152,6 +171,8 @@ def test_failures_retry_with_backoff_then_dead_letter_with_the_error(kafka):
     letter = TaskMessage.decode(letters[0].value)
     assert letter.kwargs == {"item_id": 42} and letter.attempt == 3 and "stripe down" in letter.last_error
     assert len(read_topic(retry_topic(job.topic), expected=2)) == 2
+    trail = list(SyncEvent.objects.filter(task=job.name).order_by("id").values_list("outcome", "attempt", "item_id"))
+    assert trail == [("retrying", 1, 42), ("retrying", 2, 42), ("dead_lettered", 3, 42)]
     recorded = DeadLetter.objects.get(message_id=letter.id)
     assert (recorded.task, recorded.key, recorded.attempts) == (job.name, "42", 3)
     assert "stripe down for 42" in recorded.error

@@ -29,6 +29,7 @@ from catalog.services import (
     integration_remove,
     normalize_email,
 )
+from sync.audit import SyncResult
 from sync.models import InboxEvent, SyncConflict
 from sync.outward import ACTION_DELETE, applying_remote_change, request_resync
 from sync.tasks import PermanentTaskError
@@ -52,7 +53,7 @@ def _is_missing(exc: stripe.StripeError) -> bool:
 
 def customer_push(
     *, item_id: int, action: str, event_id: str, external_id: str | None = None, full: bool = False
-) -> None:
+) -> SyncResult:
     """Make Stripe match the local customer `item_id` as it is now (or delete it remotely).
 
     Reads the current local state rather than the event's, so a late or repeated event can only
@@ -61,9 +62,10 @@ def customer_push(
     """
     try:
         if action == ACTION_DELETE:
-            _delete_remote(external_id, event_id)
-        else:
-            _upsert_remote(item_id, event_id, full=full)
+            deleted = _delete_remote(external_id, event_id)
+            return SyncResult(action="deleted" if deleted else "already deleted", item_id=item_id,
+                              external_id=external_id or "")
+        return _upsert_remote(item_id, event_id, full=full)
     except RETRYABLE_ERRORS as exc:
         integration_record_error(item_id=item_id, integration_type=INTEGRATION_TYPE, error=str(exc), final=False)
         raise
@@ -100,29 +102,30 @@ def _idempotency(event_id: str, action: str, params: dict[str, Any] | None = Non
     return {"idempotency_key": f"synchub-{event_id}-{action}{'-' + digest if digest else ''}"}
 
 
-def _delete_remote(external_id: str | None, event_id: str) -> None:
+def _delete_remote(external_id: str | None, event_id: str) -> bool:
     if not external_id:
-        return
+        return False
     try:
         stripe_client().v1.customers.delete(external_id, options=_idempotency(event_id, "delete"))
     except stripe.InvalidRequestError as exc:
         if not _is_missing(exc):
             raise
         logger.info("stripe customer %s was already deleted", external_id)
+        return False
+    return True
 
 
-def _upsert_remote(item_id: int, event_id: str, *, full: bool) -> None:
+def _upsert_remote(item_id: int, event_id: str, *, full: bool) -> SyncResult:
     customer = Customer.objects.filter(pk=item_id).first()
     if customer is None:
-        return  # deleted since; the delete's own event removes it remotely
+        return SyncResult(action="skipped: deleted locally", item_id=item_id)  # its delete event removes it
     mapping = integration_for_item(item_id=item_id, integration_type=INTEGRATION_TYPE)
     if mapping is not None and mapping.integration_id:
-        _update_remote(customer, mapping, event_id, full=full)
-    else:
-        _create_remote(customer, event_id)
+        return _update_remote(customer, mapping, event_id, full=full)
+    return _create_remote(customer, event_id)
 
 
-def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: str, *, full: bool) -> None:
+def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: str, *, full: bool) -> SyncResult:
     current = local_fields(customer)
     agreed = mapping.synced_fields
     changed = current if full or not agreed else {f: v for f, v in current.items() if f not in agreed or agreed[f] != v}
@@ -137,16 +140,19 @@ def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: st
                 raise
             # Deleted in Stripe: like a `customer.deleted` webhook, unlink and keep the local row.
             integration_remove(integration_type=INTEGRATION_TYPE, integration_id=mapping.integration_id)
-            return
+            return SyncResult(action="unlinked: deleted in Stripe", item_id=customer.pk,
+                              external_id=mapping.integration_id)
     integration_record_synced(
         item_id=customer.pk,
         integration_type=INTEGRATION_TYPE,
         integration_id=mapping.integration_id,
         agreed_fields=changed,
     )
+    return SyncResult(action="updated" if changed else "unchanged", item_id=customer.pk,
+                      external_id=mapping.integration_id)
 
 
-def _create_remote(customer: Customer, event_id: str) -> None:
+def _create_remote(customer: Customer, event_id: str) -> SyncResult:
     client = stripe_client()
     current = local_fields(customer)
     key, resumed = integration_begin_create(
@@ -179,6 +185,9 @@ def _create_remote(customer: Customer, event_id: str) -> None:
             raise
         # Deleted locally while we were creating it: do not leave an orphan in Stripe.
         _delete_remote(remote.id, event_id)
+        return SyncResult(action="created, then deleted: deleted locally meanwhile", item_id=customer.pk,
+                          external_id=remote.id)
+    return SyncResult(action="created", item_id=customer.pk, external_id=remote.id)
 
 
 def _created_before(client: stripe.StripeClient, customer: Customer) -> stripe.Customer | None:
@@ -201,8 +210,8 @@ def _created_before(client: stripe.StripeClient, customer: Customer) -> stripe.C
 
 def stripe_event_apply(
     *, event_id: str, event_type: str, customer: dict[str, Any], created: int | None = None
-) -> bool:
-    """Apply one Stripe customer event to the catalog, once; return False for a repeat.
+) -> SyncResult:
+    """Apply one Stripe customer event to the catalog, once (a repeat is reported "duplicate").
 
     Deliveries come late, early and twice: an event older than one already applied for the same
     customer is ignored (and logged); one that ties with it, or predates our own last push, is
@@ -211,36 +220,42 @@ def stripe_event_apply(
     """
     remote_id = customer["id"]
     occurred_at = datetime.fromtimestamp(created, tz=dt_timezone.utc) if created else None
-    resync: Customer | None = None
+    resync = False
     with transaction.atomic():
         _, first_time = InboxEvent.objects.get_or_create(
             source=INTEGRATION_TYPE,
             event_id=event_id,
             defaults={"event_type": event_type, "object_id": remote_id, "occurred_at": occurred_at},
         )
+        def result(action: str, item_id: int | None = None) -> SyncResult:
+            return SyncResult(action=action, item_id=item_id, external_id=remote_id, external_event_id=event_id)
+
         if not first_time:
             logger.info("stripe event %s already applied; skipped", event_id)
-            return False
+            return result("duplicate")
         earlier = InboxEvent.objects.filter(source=INTEGRATION_TYPE, object_id=remote_id).exclude(event_id=event_id)
         if event_type != "customer.deleted" and earlier.filter(event_type="customer.deleted").exists():
             logger.info("stripe event %s about deleted customer %s ignored", event_id, remote_id)
-            return True
+            return result("ignored: deleted in Stripe")
         latest = earlier.aggregate(latest=Max("occurred_at"))["latest"]
         if occurred_at is not None and latest is not None and occurred_at < latest:
             logger.info("stripe event %s (%s) is older than one already applied; ignored", event_id, occurred_at)
-            return True
+            return result("ignored: stale")
+        mapping = integration_get(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
         with applying_remote_change(INTEGRATION_TYPE):
             state = customer
             if event_type != "customer.deleted" and _is_ambiguous(remote_id, occurred_at, latest):
                 state = _fetch_remote(remote_id)
             if event_type == "customer.deleted" or state is None:
                 integration_remove(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
+                outcome = result("unlinked", mapping.catalog_item_id if mapping else None)
             else:
-                resync = _apply_customer_state(state, event_id)
-    if resync is not None:
+                local, resync = _apply_customer_state(state, event_id)
+                outcome = result("applied", local.pk)
+    if resync:
         # The local side won a conflict but has no push under way: send it.
-        request_resync(item=resync)
-    return True
+        request_resync(item=local)
+    return outcome
 
 
 def _is_ambiguous(remote_id: str, occurred_at: datetime | None, latest: datetime | None) -> bool:
@@ -262,8 +277,8 @@ def _fetch_remote(remote_id: str) -> dict[str, Any] | None:
     return None if remote.get("deleted") else remote
 
 
-def _apply_customer_state(remote: dict[str, Any], event_id: str) -> Customer | None:
-    """Bring the local customer to the Stripe state `remote`; return it when it needs a push."""
+def _apply_customer_state(remote: dict[str, Any], event_id: str) -> tuple[Customer, bool]:
+    """Bring the local customer to the Stripe state `remote`; return it, and whether it needs a push."""
     remote_id = remote["id"]
     incoming = remote_fields(remote)
     mapping = integration_get(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
@@ -283,13 +298,13 @@ def _apply_customer_state(remote: dict[str, Any], event_id: str) -> Customer | N
             integration_record_synced(
                 item_id=local.pk, integration_type=INTEGRATION_TYPE, integration_id=remote_id, agreed_fields=incoming
             )
-            return None
+            return local, False
         # Our own create coming back before the worker recorded it.
         integration_link(item_id=local.pk, integration_type=INTEGRATION_TYPE, integration_id=remote_id)
     return _merge_remote(mapping, incoming, event_id)
 
 
-def _merge_remote(mapping: CatalogIntegration, incoming: dict[str, Any], event_id: str) -> Customer | None:
+def _merge_remote(mapping: CatalogIntegration, incoming: dict[str, Any], event_id: str) -> tuple[Customer, bool]:
     """Three-way merge per field against the values both sides last agreed on: a field changed
     only in Stripe is applied, one changed only locally is kept (its push is on the way), one
     changed on both sides keeps the local value and is recorded as a conflict."""
@@ -332,9 +347,8 @@ def _merge_remote(mapping: CatalogIntegration, incoming: dict[str, Any], event_i
             mapping.integration_id,
             ", ".join(c.field for c in conflicts),
         )
-        if mapping.status != SyncStatus.PENDING:
-            return local
-    return None
+        return local, mapping.status != SyncStatus.PENDING
+    return local, False
 
 
 def _update_local(local: Customer, fields: dict[str, Any], remote_id: str) -> None:

@@ -3,19 +3,22 @@
 import uuid
 from typing import Any
 
+from sync.audit import SyncResult
 from sync.tasks import TaskMessage, task
 
-from . import services
+from . import INTEGRATION_TYPE, services
 
 OUTWARD_TOPIC = "customer_outward_sync"
 INWARD_TOPIC = "customer_inward_sync"
 
 
-@task(name="stripe.push_customer", topic=OUTWARD_TOPIC, key="item_id")
+@task(name="stripe.push_customer", topic=OUTWARD_TOPIC, key="item_id", direction="outward", integration=INTEGRATION_TYPE)
 def push_customer_to_stripe(
     *, item_id: int, action: str, event_id: str, external_id: str | None = None, full: bool = False
-) -> None:
-    services.customer_push(item_id=item_id, action=action, event_id=event_id, external_id=external_id, full=full)
+) -> SyncResult:
+    return services.customer_push(
+        item_id=item_id, action=action, event_id=event_id, external_id=external_id, full=full
+    )
 
 
 @push_customer_to_stripe.on_dead_letter_hook
@@ -30,8 +33,9 @@ def _push_replayed(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keyed by the Stripe customer id, so one customer's events are applied in the order received.
-@task(name="stripe.apply_event", topic=INWARD_TOPIC, key="stripe_customer_id")
+@task(name="stripe.apply_event", topic=INWARD_TOPIC, key="stripe_customer_id", direction="inward",
+      integration=INTEGRATION_TYPE)
 def apply_stripe_event(
     *, event_id: str, event_type: str, stripe_customer_id: str, customer: dict[str, Any], created: int | None = None
-) -> None:
-    services.stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer, created=created)
+) -> SyncResult:
+    return services.stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer, created=created)

@@ -1,0 +1,55 @@
+"""The audit trail of sync operations: what ran, on which item, with what outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import SyncEvent
+from .tasks import Task, TaskMessage
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a handler did, as it wants it recorded; handlers may return one."""
+
+    action: str
+    item_id: int | None = None
+    external_id: str = ""
+    external_event_id: str = ""
+
+
+def sync_event_record(
+    *,
+    task: Task,
+    message: TaskMessage,
+    outcome: str,
+    duration_ms: float,
+    result: SyncResult | None = None,
+    error: str = "",
+) -> SyncEvent:
+    kwargs = message.kwargs
+    item_id = result.item_id if result and result.item_id is not None else kwargs.get("item_id")
+    return SyncEvent.objects.create(
+        direction=task.direction,
+        integration=task.integration,
+        task=task.name,
+        item_id=item_id if isinstance(item_id, int) else None,
+        action=result.action if result else str(kwargs.get("action") or kwargs.get("event_type") or ""),
+        outcome=outcome,
+        error=error[:4000],
+        duration_ms=round(duration_ms, 3),
+        attempt=message.attempt,
+        message_id=message.id,
+        external_id=(result.external_id if result else "") or str(kwargs.get("external_id") or ""),
+        external_event_id=(result.external_event_id if result else "") or str(kwargs.get("event_id") or ""),
+    )
+
+
+def sync_events_prune(*, older_than_days: float | None = None) -> int:
+    days = settings.SYNC_EVENT_RETENTION_DAYS if older_than_days is None else older_than_days
+    deleted, _ = SyncEvent.objects.filter(created_at__lt=timezone.now() - timedelta(days=days)).delete()
+    return deleted
