@@ -179,6 +179,8 @@ SYNC_WORKER_MAX_CONSECUTIVE_ERRORS = env.int("SYNC_WORKER_MAX_CONSECUTIVE_ERRORS
 OUTBOX_POLL_INTERVAL_SECONDS = env.float("OUTBOX_POLL_INTERVAL_SECONDS", default=0.1)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=3600)
+# Audit trail rows (sync events) older than this are pruned by the relay.
+SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
 
 # --- Stripe --------------------------------------------------------------------------------
 STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
@@ -188,3 +190,6 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+# Client-side limit on Stripe API requests per second, per process (0 = unlimited); see
+# integrations/stripe/ratelimit.py. Stripe allows about 100/s in live mode and 25/s in test mode.
+STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=0)
