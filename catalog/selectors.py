@@ -52,10 +52,7 @@ def customer_sync_counts(*, integration_type: str) -> dict[str, int]:
     mappings = _mappings(integration_type=integration_type)
     counts = Customer.objects.non_polymorphic().aggregate(
         customers=Count("pk"),
-        **{
-            status: Count("pk", filter=Q(Exists(mappings.filter(status=status))))
-            for status in SyncStatus.values
-        },
+        **{status: Count("pk", filter=Q(Exists(mappings.filter(status=status)))) for status in SyncStatus.values},
         **{UNSYNCED: Count("pk", filter=~Q(Exists(mappings)))},
     )
     return counts

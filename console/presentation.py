@@ -8,7 +8,12 @@ from catalog.selectors import CUSTOMER_SYNC_STATUSES
 
 STATUS_LABELS: dict[str, str] = dict(CUSTOMER_SYNC_STATUSES)
 # Bootstrap colour names: the badge classes and the chart's strokes use the same ones.
-STATUS_COLOURS: dict[str, str] = {"synced": "success", "pending": "warning", "failed": "danger", "unsynced": "secondary"}
+STATUS_COLOURS: dict[str, str] = {
+    "synced": "success",
+    "pending": "warning",
+    "failed": "danger",
+    "unsynced": "secondary",
+}
 
 
 def status_label(status: str) -> str:

@@ -1,5 +1,5 @@
-from django.contrib.auth import views as auth_views
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView

@@ -45,7 +45,9 @@ def _is_fetch(request: HttpRequest) -> bool:
 
 def _next_url(request: HttpRequest, default: str) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return candidate
     return default
 
@@ -167,7 +169,9 @@ def _customer_form_response(request: HttpRequest, form: CustomerForm) -> HttpRes
     context = {
         "form": form,
         "customer": customer,
-        "action": reverse("console:customer-edit", args=[customer.pk]) if customer else reverse("console:customer-create"),
+        "action": reverse("console:customer-edit", args=[customer.pk])
+        if customer
+        else reverse("console:customer-create"),
         "title": f"Edit {customer}" if customer else "Add customer",
         "modal": _is_fetch(request),
         "next": _next_url(request, reverse("console:customer-list")),

@@ -114,8 +114,10 @@ def test_the_admin_requires_a_staff_login(client):
 
 
 def make_mixed_catalog() -> dict[str, list[Customer]]:
-    customers = {status: CustomerFactory.create_batch(n) for status, n in
-                 [("synced", 4), ("pending", 3), ("failed", 2), ("unsynced", 1)]}
+    customers = {
+        status: CustomerFactory.create_batch(n)
+        for status, n in [("synced", 4), ("pending", 3), ("failed", 2), ("unsynced", 1)]
+    }
     for customer in customers["synced"]:
         synced(customer)
     for customer in customers["pending"]:
@@ -206,12 +208,14 @@ def test_customer_list_searches_filters_and_sorts(staff):
     assert re.search(r'aria-sort="ascending">\s*<a[^>]*href="\?sort=-name"', html)
     # Unknown sorts and filters fall back to the defaults (newest first, all) rather than failing.
     assert row_ids(staff.get("/customers/?sort=password&status=nonsense").content.decode()) == [
-        alan.pk, grace.pk, ada.pk
+        alan.pk,
+        grace.pk,
+        ada.pk,
     ]
 
     # Only failed rows show their resync button and error.
     html = staff.get("/customers/").content.decode()
-    rows = dict(re.findall(r'<tr data-customer-id="(\d+)">(.*?)</tr>', html, re.S))
+    rows = dict(re.findall(r'<tr data-customer-id="(\d+)">(.*?)</tr>', html, re.DOTALL))
     assert "data-resync hidden" not in rows[str(grace.pk)] and "Stripe said no" in rows[str(grace.pk)]
     assert "data-resync hidden" in rows[str(ada.pk)]
 
@@ -317,7 +321,10 @@ def test_resync_requeues_a_failed_customer(staff):
 def test_integrations_page_lists_and_filters_mappings(staff, django_assert_max_num_queries):
     customers = make_mixed_catalog()
     CatalogIntegration.objects.create(
-        catalog_item=customers["synced"][0], integration_type="salesforce", integration_id="003XYZ", status="failed",
+        catalog_item=customers["synced"][0],
+        integration_type="salesforce",
+        integration_id="003XYZ",
+        status="failed",
         last_error="Salesforce is down",
     )
     # As above, plus the integration types of the filter.
