@@ -8,6 +8,7 @@ set it adds localstripe with its webhook registered back to the hub.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def main() -> int:
     env, services = sandbox_environment(dict(os.environ))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach honcho as they happen
+    # One metrics directory for all processes, emptied at start (prometheus_client multiprocess mode).
+    metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or BASE_DIR / ".sandbox" / "prometheus")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     procfile = parse_procfile((BASE_DIR / "Procfile").read_text())
     manager = Manager(Printer(sys.stdout))
     for name, command in services:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterable
 
 from django.conf import settings
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
+
+from .metrics import EVENTS_PUBLISHED
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ def publish(records: Iterable[tuple[str, str, bytes]]) -> None:
     producer.flush(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
     for future in futures:
         future.get(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
+    for topic, count in Counter(topic for topic, _, _ in records).items():
+        EVENTS_PUBLISHED.labels(topic=topic).inc(count)
 
 
 def ensure_topics(names: Iterable[str]) -> None:
@@ -115,3 +120,42 @@ def make_consumer(*, group_id: str, topics: Iterable[str], listener=None) -> Kaf
     )
     consumer.subscribe(topics=list(topics), listener=listener)
     return consumer
+
+
+def broker_reachable(*, timeout_seconds: float) -> None:
+    """Raise unless the brokers answer a metadata request within the timeout."""
+    timeout_ms = max(1000, int(timeout_seconds * 1000))
+    config = {**client_config(), "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
+    consumer = KafkaConsumer(**config)
+    try:
+        consumer.topics()
+    finally:
+        consumer.close()
+
+
+def consumer_lag() -> list[tuple[str, str, int]]:
+    """(group, topic, lag) for every consumer group on the topics of registered tasks."""
+    from .tasks import registered_tasks, retry_topic
+
+    topics = {task.topic for task in registered_tasks()}
+    topics |= {retry_topic(topic) for topic in topics}
+    admin = KafkaAdminClient(**client_config())
+    try:
+        groups = [group["group_id"] for group in admin.list_groups() if group.get("protocol_type") == "consumer"]
+    finally:
+        admin.close()
+    results = []
+    for group in groups:
+        consumer = KafkaConsumer(group_id=group, enable_auto_commit=False, **client_config())
+        try:
+            existing = topics & consumer.topics()
+            for topic in sorted(existing):
+                partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+                ends = consumer.end_offsets(partitions)
+                committed = {tp: consumer.committed(tp) for tp in partitions}
+                if all(offset is None for offset in committed.values()):
+                    continue  # this group does not consume the topic
+                results.append((group, topic, sum(ends[tp] - (committed[tp] or 0) for tp in partitions)))
+        finally:
+            consumer.close()
+    return results

@@ -19,6 +19,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from . import kafka
 from .audit import SyncResult, sync_event_record
 from .dead_letters import dead_letter_record
+from .metrics import EVENTS_CONSUMED, TASK_DURATION
 from .models import SyncEvent
 from .tasks import PermanentTaskError, Task, TaskMessage, dead_letter_topic, retry_topic
 
@@ -190,6 +191,8 @@ class Worker:
         else:
             outcome = SyncEvent.Outcome.RETRYING
             self._retry(task, message, error)
+        EVENTS_CONSUMED.labels(topic=task.topic, task=task.name, outcome=outcome).inc()
+        TASK_DURATION.labels(task=task.name).observe(duration_ms / 1000)
         sync_event_record(
             task=task,
             message=message,

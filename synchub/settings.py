@@ -179,6 +179,8 @@ SYNC_WORKER_MAX_CONSECUTIVE_ERRORS = env.int("SYNC_WORKER_MAX_CONSECUTIVE_ERRORS
 OUTBOX_POLL_INTERVAL_SECONDS = env.float("OUTBOX_POLL_INTERVAL_SECONDS", default=0.1)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=3600)
+# Each /health check (database, Kafka, Stripe) gives up after this long.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
 # Audit trail rows (sync events) older than this are pruned by the relay.
 SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
 

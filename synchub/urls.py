@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from sync.views import health, metrics
+
 urlpatterns = [
     path("", include("console.urls")),
     path("admin/", admin.site.urls),
@@ -11,4 +13,6 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("webhooks/", include("integrations.stripe.urls")),
+    path("health", health, name="health"),
+    path("metrics", metrics, name="metrics"),
 ]

@@ -8,9 +8,12 @@ class StripeIntegrationConfig(AppConfig):
 
     def ready(self) -> None:
         from catalog.models import Customer
+        from sync.health import register_health_check
         from sync.outward import register_outward_sync
 
         from . import INTEGRATION_TYPE
+        from .health import stripe_reachable
         from .tasks import push_customer_to_stripe
 
         register_outward_sync(model=Customer, integration_type=INTEGRATION_TYPE, task=push_customer_to_stripe)
+        register_health_check(INTEGRATION_TYPE, stripe_reachable)

@@ -1,0 +1,92 @@
+"""Prometheus metrics of the sync engine.
+
+Counters and histograms are updated where things happen (relay, workers, webhook, external
+calls). With several processes (gunicorn workers, relay, sync workers) set
+`PROMETHEUS_MULTIPROC_DIR` to a directory shared by all of them: `/metrics` then reports every
+process's figures (prometheus_client's multiprocess mode). Gauges that describe shared state
+(outbox backlog, consumer lag) are computed when `/metrics` is scraped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PUBLISHED = Counter("synchub_events_published", "Messages published to Kafka", ["topic"])
+EVENTS_CONSUMED = Counter(
+    "synchub_events_consumed", "Task messages handled by workers", ["topic", "task", "outcome"]
+)
+TASK_DURATION = Histogram("synchub_task_duration_seconds", "Time a task handler took", ["task"])
+WEBHOOKS_RECEIVED = Counter("synchub_webhooks_received", "Webhook deliveries by outcome", ["integration", "outcome"])
+EXTERNAL_REQUESTS = Histogram(
+    "synchub_external_request_seconds",
+    "Latency of calls to external systems (e.g. Stripe) by outcome",
+    ["integration", "method", "outcome"],
+)
+
+LAG_CACHE_SECONDS = 10.0
+
+
+class SyncStateCollector(Collector):
+    """Outbox backlog and consumer lag, read when scraped (lag cached briefly)."""
+
+    def __init__(self) -> None:
+        self._lag: list[tuple[str, str, int]] = []
+        self._lag_at = 0.0
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from .relay import outbox_backlog
+
+        backlog = GaugeMetricFamily("synchub_outbox_backlog", "Outbox rows not yet published to Kafka")
+        try:
+            backlog.add_metric([], outbox_backlog())
+        except Exception:  # noqa: BLE001 - a scrape must not fail because one source is down
+            logger.warning("outbox backlog unavailable", exc_info=True)
+        yield backlog
+        lag = GaugeMetricFamily(
+            "synchub_consumer_lag", "Messages not yet consumed, per consumer group and topic", labels=["group", "topic"]
+        )
+        for group, topic, value in self._consumer_lag():
+            lag.add_metric([group, topic], value)
+        yield lag
+
+    def _consumer_lag(self) -> list[tuple[str, str, int]]:
+        if time.monotonic() - self._lag_at > LAG_CACHE_SECONDS:
+            from .kafka import consumer_lag
+
+            try:
+                self._lag = consumer_lag()
+            except Exception:  # noqa: BLE001 - the broker may be down; health reports that
+                logger.warning("consumer lag unavailable", exc_info=True)
+                self._lag = []
+            self._lag_at = time.monotonic()
+        return self._lag
+
+
+_state_collector = SyncStateCollector()
+_render_lock = threading.Lock()
+
+
+def render_metrics() -> bytes:
+    """The exposition text: this process's (or, in multiprocess mode, every process's) metrics
+    plus the shared-state gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    with _render_lock:
+        registry.register(_state_collector)
+        try:
+            return generate_latest(registry)
+        finally:
+            registry.unregister(_state_collector)
