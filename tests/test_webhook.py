@@ -108,3 +108,16 @@ def test_without_a_configured_secret_nothing_is_accepted(kafka, settings):
 
 def test_only_post_is_allowed(webhook_secret):
     assert Client().get(URL).status_code == 405
+
+
+def test_webhook_outcomes_are_counted(kafka, webhook_secret):
+    from sync.metrics import WEBHOOKS_RECEIVED
+
+    def count(outcome: str) -> float:
+        return WEBHOOKS_RECEIVED.labels(integration="stripe", outcome=outcome)._value.get()
+
+    rejected, queued = count("rejected"), count("queued")
+    post(b"{}", "t=1,v1=00")
+    body = stripe_event("customer.updated", {"id": "cus_m", "name": "M", "email": "m@example.com"})
+    post(body, stripe_signature(body, webhook_secret))
+    assert (count("rejected"), count("queued")) == (rejected + 1, queued + 1)

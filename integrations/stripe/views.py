@@ -10,6 +10,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sync.metrics import WEBHOOKS_RECEIVED
+
+from . import INTEGRATION_TYPE
 from .services import stripe_webhook_event_accept
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,17 @@ class StripeWebhookView(APIView):
         auth=[],
     )
     def post(self, request):
+        response = self._receive(request)
+        WEBHOOKS_RECEIVED.labels(integration=INTEGRATION_TYPE, outcome=self._outcome(response)).inc()
+        return response
+
+    @staticmethod
+    def _outcome(response: Response) -> str:
+        if response.status_code == 200:
+            return "queued" if response.data.get("queued") else "ignored"
+        return "rejected" if response.status_code == 400 else "unavailable"
+
+    def _receive(self, request) -> Response:
         if not settings.STRIPE_WEBHOOK_SECRET:
             logger.error("STRIPE_WEBHOOK_SECRET is not set; webhook refused")
             return Response({"detail": "Webhook secret not configured."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
