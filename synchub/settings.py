@@ -195,3 +195,5 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 # Client-side limit on Stripe API requests per second, per process (0 = unlimited); see
 # integrations/stripe/ratelimit.py. Stripe allows about 100/s in live mode and 25/s in test mode.
 STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=0)
+# Stripe reads of `manage.py sync_reconcile` per second (Stripe allows about 25/s with test keys).
+STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND", default=25)

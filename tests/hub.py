@@ -162,6 +162,18 @@ class Hub:
             self.start(name)
         wait_for_port(self.web_port)
 
+    def set_webhooks(self, *, enabled: bool) -> None:
+        """Point localstripe's webhook at the hub, or at nowhere (webhooks lost)."""
+        url = f"{self.base_url}/webhooks/stripe" if enabled else "http://127.0.0.1:9/nowhere"
+        register_localstripe_webhook(stripe_port=self.stripe_port, url=url, secret=WEBHOOK_SECRET)
+
+    def manage_status(self, *args: str) -> tuple[int, str]:
+        """Run a management command; (exit status, stdout + stderr)."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env, capture_output=True, text=True
+        )
+        return result.returncode, result.stdout + result.stderr
+
     def log(self, name: str) -> Path:
         return self.artifacts / f"e2e-{name}.log"
 

@@ -1,0 +1,146 @@
+"""Reconciliation of local customers with Stripe customers (see `sync.reconcile`)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from catalog.models import CatalogIntegration, Customer
+from catalog.services import integration_remove
+from sync.outward import request_resync
+from sync.reconcile import (
+    DUPLICATE_REMOTE,
+    FIELD_DIFF,
+    MISSING_LOCAL,
+    MISSING_REMOTE,
+    ORPHAN_MAPPING,
+    Difference,
+)
+
+from . import INTEGRATION_TYPE
+from .client import stripe_client
+from .ratelimit import TokenBucket
+from .services import local_fields, remote_fields
+
+PAGE_SIZE = 100
+
+
+class StripeReconciler:
+    def __init__(self, *, rate_limit: float | None = None) -> None:
+        rate = settings.STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND if rate_limit is None else rate_limit
+        # Stripe's limit is per account: our reads get their own budget on top of the workers'.
+        self.bucket = TokenBucket(rate)
+        self.remote: dict[str, dict[str, Any]] = {}
+
+    def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+        """Every Stripe customer, a page of 100 at a time (`starting_after`), within the rate limit."""
+        customers: dict[str, dict[str, Any]] = {}
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        started = time.monotonic()
+        while True:
+            self.bucket.acquire()
+            page = stripe_client().v1.customers.list(params=params)
+            for customer in page.data:
+                customers[customer.id] = customer.to_dict(recursive=True)
+            progress(f"stripe: {len(customers)} customers read ({time.monotonic() - started:.1f} s)")
+            if not page.has_more or not page.data:
+                return customers
+            params = {"limit": PAGE_SIZE, "starting_after": page.data[-1].id}
+
+    def compare(self, *, progress: Callable[[str], None]) -> list[Difference]:
+        self.remote = remote = self.fetch_remote(progress)
+        mappings = {
+            mapping.catalog_item_id: mapping
+            for mapping in CatalogIntegration.objects.filter(integration_type=INTEGRATION_TYPE)
+        }
+        differences: list[Difference] = []
+        linked_remote_ids: set[str] = set()
+        for customer in Customer.objects.order_by("id"):
+            mapping = mappings.get(customer.pk)
+            remote_id = mapping.integration_id if mapping else None
+            if not remote_id:
+                differences.append(Difference(MISSING_REMOTE, customer.pk, None, "not in Stripe"))
+                continue
+            linked_remote_ids.add(remote_id)
+            if remote_id not in remote:
+                differences.append(Difference(ORPHAN_MAPPING, customer.pk, remote_id, "Stripe customer gone"))
+                continue
+            ours, theirs = local_fields(customer), remote_fields(remote[remote_id])
+            changed = [f"{field}: {ours[field]!r} here, {theirs[field]!r} in Stripe" for field in ours
+                       if ours[field] != theirs[field]]
+            if changed:
+                differences.append(Difference(FIELD_DIFF, customer.pk, remote_id, "; ".join(changed)))
+        for remote_id, customer in remote.items():
+            if remote_id not in linked_remote_ids:
+                differences.append(
+                    Difference(MISSING_LOCAL, None, remote_id, f"{customer.get('email') or '(no email)'} not here")
+                )
+        differences.extend(self._duplicates(remote))
+        return differences
+
+    @staticmethod
+    def _duplicates(remote: dict[str, dict[str, Any]]) -> list[Difference]:
+        by_email: dict[str, list[str]] = defaultdict(list)
+        for remote_id, customer in remote.items():
+            if customer.get("email"):
+                by_email[customer["email"].lower()].append(remote_id)
+        return [
+            Difference(DUPLICATE_REMOTE, None, ",".join(sorted(ids)), f"{len(ids)} Stripe customers with {email}")
+            for email, ids in sorted(by_email.items())
+            if len(ids) > 1
+        ]
+
+    def repair(self, differences: list[Difference]) -> int:
+        from .tasks import apply_stripe_event
+
+        enqueued = 0
+        for difference in differences:
+            if difference.kind in (MISSING_REMOTE, ORPHAN_MAPPING):
+                with transaction.atomic():
+                    customer = Customer.objects.filter(pk=difference.item_id).first()
+                    if customer is None:
+                        continue
+                    if difference.kind == ORPHAN_MAPPING:
+                        # Gone from Stripe while its webhook was lost: the hub keeps its customers,
+                        # so it is created again.
+                        integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
+                    request_resync(item=customer, full=True)
+            elif difference.kind == FIELD_DIFF and not self._changed_in_stripe(difference):
+                # Only the local side moved (its push was lost or gave up): push it again.
+                customer = Customer.objects.filter(pk=difference.item_id).first()
+                if customer is None:
+                    continue
+                with transaction.atomic():
+                    request_resync(item=customer, full=not self._base(difference))
+            elif difference.kind in (MISSING_LOCAL, FIELD_DIFF):
+                # Stripe's current state, applied like a webhook: linked by email or created
+                # locally, or merged field by field against what both sides last agreed on.
+                apply_stripe_event.send(
+                    event_id=f"reconcile-{uuid.uuid4().hex}",
+                    event_type="customer.updated",
+                    stripe_customer_id=difference.external_id,
+                    customer=self.remote[difference.external_id],
+                    created=int(time.time()),
+                )
+            else:
+                continue
+            enqueued += 1
+        return enqueued
+
+    @staticmethod
+    def _base(difference: Difference) -> dict[str, Any]:
+        mapping = CatalogIntegration.objects.filter(
+            catalog_item_id=difference.item_id, integration_type=INTEGRATION_TYPE
+        ).first()
+        return mapping.synced_fields if mapping else {}
+
+    def _changed_in_stripe(self, difference: Difference) -> bool:
+        base = self._base(difference)
+        theirs = remote_fields(self.remote[difference.external_id])
+        return any(field in base and base[field] != value for field, value in theirs.items())

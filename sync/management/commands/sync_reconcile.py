@@ -1,0 +1,75 @@
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from sync.reconcile import KINDS, REPAIRABLE, Difference, reconcilers, summarize
+
+
+class Command(BaseCommand):
+    help = (
+        "Compare the catalog with an integration (all customers on both sides) and report missing "
+        "items, field differences, orphan mappings and duplicates; without --dry-run, repair them "
+        "through the normal sync path and wait for the workers to apply the repairs. Exits 1 while "
+        "differences remain."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="report only")
+        parser.add_argument("--integration", choices=sorted(reconcilers()), help="default: every integration")
+        parser.add_argument(
+            "--only", choices=KINDS, action="append", help="only these kinds of difference (repeatable)"
+        )
+        parser.add_argument("--rate-limit", type=float, help="external requests per second (default: setting)")
+        parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for repairs to apply")
+
+    def handle(self, *args, dry_run: bool, integration: str | None, only: list[str] | None,
+               rate_limit: float | None, wait: float, verbosity: int, **options) -> None:
+        names = [integration] if integration else sorted(reconcilers())
+        remaining = 0
+        for name in names:
+            reconciler = reconcilers()[name](rate_limit=rate_limit)
+            started = time.monotonic()
+            differences = self._compare(reconciler, only)
+            self._report(name, differences, time.monotonic() - started, verbosity)
+            if differences and not dry_run:
+                differences = self._repair(name, reconciler, differences, only, wait)
+                self._report(name, differences, time.monotonic() - started, verbosity, after_repair=True)
+            remaining += len(differences)
+        if remaining:
+            raise CommandError(f"{remaining} difference(s) remain", returncode=1)
+
+    def _compare(self, reconciler, only: list[str] | None) -> list[Difference]:
+        differences = reconciler.compare(progress=self._progress)
+        sys.stderr.write("\n")
+        return [d for d in differences if not only or d.kind in only]
+
+    def _repair(self, name, reconciler, differences, only, wait: float) -> list[Difference]:
+        enqueued = reconciler.repair([d for d in differences if d.kind in REPAIRABLE])
+        self.stdout.write(f"{name}: {enqueued} repair(s) enqueued; waiting up to {wait:.0f} s for the workers")
+        deadline = time.monotonic() + wait
+        while True:
+            differences = self._compare(reconciler, only)
+            if not any(d.kind in REPAIRABLE for d in differences) or time.monotonic() > deadline:
+                return differences
+            time.sleep(min(5.0, max(0.5, deadline - time.monotonic())))
+
+    def _progress(self, message: str) -> None:
+        sys.stderr.write(f"\r{message}")
+        sys.stderr.flush()
+
+    def _report(self, name: str, differences: list[Difference], seconds: float, verbosity: int,
+                after_repair: bool = False) -> None:
+        title = f"{name}: {'after repair' if after_repair else 'comparison'} ({seconds:.1f} s)"
+        self.stdout.write(title)
+        for kind, count in summarize(differences).items():
+            self.stdout.write(f"  {kind:<18} {count:>7}")
+        self.stdout.write(f"  {'total':<18} {len(differences):>7}")
+        shown = differences if verbosity >= 2 else differences[:50]
+        for difference in shown:
+            item = difference.item_id if difference.item_id is not None else "-"
+            self.stdout.write(
+                f"    {difference.kind:<18} item {item!s:<8} {difference.external_id or '-':<22} {difference.detail}"
+            )
+        if len(shown) < len(differences):
+            self.stdout.write(f"    … {len(differences) - len(shown)} more (-v 2 lists all)")
