@@ -55,3 +55,27 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "last_error",
             "created_at",
         ]
+
+
+class CustomerBulkRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField(required=False, help_text="Update this customer; omit to create one.")
+    name = serializers.CharField(required=False)
+    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
+
+
+class CustomerBulkRequestSerializer(serializers.Serializer):
+    customers = CustomerBulkRowSerializer(many=True)
+
+
+class CustomerBulkResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "updated", "error"])
+    id = serializers.IntegerField(allow_null=True)
+    errors = serializers.DictField()
+
+
+class CustomerBulkResponseSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    results = CustomerBulkResultSerializer(many=True)

@@ -1,13 +1,23 @@
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import filters, generics, viewsets
+from rest_framework import filters, generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from synchub.filters import StableOrderingFilter
+
 from . import services
+from .bulk import MAX_ROWS, customers_bulk_save
+from .filters import CustomerFilter, IntegrationFilter
 from .models import CatalogIntegration, Customer, SyncStatus
-from .serializers import CustomerIntegrationStatusSerializer, CustomerSerializer, IntegrationSerializer
+from .serializers import (
+    CustomerBulkRequestSerializer,
+    CustomerBulkResponseSerializer,
+    CustomerIntegrationStatusSerializer,
+    CustomerSerializer,
+    IntegrationSerializer,
+)
 
 
 class CustomerViewSet(viewsets.ModelViewSet):
@@ -15,7 +25,8 @@ class CustomerViewSet(viewsets.ModelViewSet):
 
     serializer_class = CustomerSerializer
     queryset = Customer.objects.non_polymorphic().order_by("-id")
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filterset_class = CustomerFilter
     search_fields = ["name", "email"]
     ordering_fields = ["id", "name", "email", "created_at", "updated_at"]
 
@@ -27,6 +38,22 @@ class CustomerViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Customer) -> None:
         services.customer_delete(customer=instance)
+
+    @extend_schema(request=CustomerBulkRequestSerializer, responses=CustomerBulkResponseSerializer)
+    @action(detail=False, methods=["post"], url_path="bulk")
+    def bulk(self, request: Request) -> Response:
+        """Create (rows without `id`) or update (rows with `id`) up to 1000 customers; valid rows are
+        saved, invalid ones reported with their field errors, and no row is half-saved."""
+        rows = request.data.get("customers") if isinstance(request.data, dict) else request.data
+        if not isinstance(rows, list):
+            return Response({"customers": ["Expected a list of customers."]}, status=status.HTTP_400_BAD_REQUEST)
+        if len(rows) > MAX_ROWS:
+            return Response({"customers": [f"At most {MAX_ROWS} rows per call."]}, status=status.HTTP_400_BAD_REQUEST)
+        results = customers_bulk_save(rows=rows)
+        counts = {outcome: sum(r["status"] == outcome for r in results) for outcome in ("created", "updated", "error")}
+        return Response(
+            {"created": counts["created"], "updated": counts["updated"], "failed": counts["error"], "results": results}
+        )
 
     @extend_schema(responses=CustomerIntegrationStatusSerializer)
     @action(detail=True, methods=["get"], url_path="integration-status")
@@ -43,6 +70,7 @@ class IntegrationListView(generics.ListAPIView):
 
     serializer_class = IntegrationSerializer
     queryset = CatalogIntegration.objects.select_related("catalog_item__customer").order_by("-id")
-    filter_backends = [DjangoFilterBackend, filters.OrderingFilter]
-    filterset_fields = ["integration_type", "status"]
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filterset_class = IntegrationFilter
+    search_fields = ["integration_id", "catalog_item__customer__name", "catalog_item__customer__email"]
     ordering_fields = ["id", "status", "last_synced_at", "created_at"]

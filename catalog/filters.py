@@ -1,0 +1,37 @@
+import django_filters
+from django.db.models import QuerySet
+
+from .models import CatalogIntegration, Customer, SyncStatus
+
+UNSYNCED = "unsynced"
+
+
+class CustomerFilter(django_filters.FilterSet):
+    sync_status = django_filters.ChoiceFilter(
+        choices=[*SyncStatus.choices, (UNSYNCED, "Not linked to any integration")],
+        method="filter_sync_status",
+        label="Sync status",
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
+
+    class Meta:
+        model = Customer
+        fields = ["sync_status", "created_after", "created_before", "updated_after", "email"]
+
+    def filter_sync_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == UNSYNCED:
+            linked = CatalogIntegration.objects.exclude(integration_id=None).values("catalog_item_id")
+            return queryset.exclude(pk__in=linked)
+        return queryset.filter(pk__in=CatalogIntegration.objects.filter(status=value).values("catalog_item_id"))
+
+
+class IntegrationFilter(django_filters.FilterSet):
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = CatalogIntegration
+        fields = ["integration_type", "status", "created_after", "created_before"]
