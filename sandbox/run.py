@@ -59,6 +59,10 @@ def main() -> int:
     env, services = sandbox_environment(dict(os.environ))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach honcho as they happen
+    # The sandbox serves plain HTTP on this machine and shows logs in a terminal.
+    for name, value in (("SECURE_SSL_REDIRECT", "false"), ("SESSION_COOKIE_SECURE", "false"),
+                        ("CSRF_COOKIE_SECURE", "false"), ("SECURE_HSTS_SECONDS", "0"), ("LOG_FORMAT", "plain")):
+        env[name] = env.get(name) or value
     # One metrics directory for all processes, emptied at start (prometheus_client multiprocess mode).
     metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or BASE_DIR / ".sandbox" / "prometheus")
     shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -96,6 +96,8 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(autouse=True)
-def _quiet_stripe_defaults(settings):
+def _plain_http_test_client(settings):
+    # DEBUG is off, so production's HTTPS redirect is on; the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
     settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
     assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is True

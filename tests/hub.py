@@ -126,6 +126,12 @@ class Hub:
             "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
             "SYNC_RETRY_BACKOFF_MAX_SECONDS": "2",
             "STATIC_ROOT": str(workdir / "static"),
+            # Plain HTTP on this machine.
+            "SECURE_SSL_REDIRECT": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
+            "SECURE_HSTS_SECONDS": "0",
+            "LOG_FORMAT": "plain",
             **(extra_env or {}),
         }
         self.commands = parse_procfile((BASE_DIR / "Procfile").read_text()).processes

@@ -159,3 +159,17 @@ def test_workers_stop_cleanly_on_sigterm(hub):
     email = unique_email("after-restart")
     hub.stripe.v1.customers.create(params={"name": "Back", "email": email})
     wait_until(lambda: hub.customers_with_email(email), timeout=SYNC_TIMEOUT, message="applied after restart")
+
+
+def test_gunicorn_serves_docs_static_files_health_and_metrics(hub):
+    docs = requests.get(f"{hub.base_url}/docs", timeout=10)
+    assert docs.status_code == 200
+    asset = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert asset in docs.text
+    served = requests.get(f"{hub.base_url}{asset}", timeout=10)
+    assert served.status_code == 200 and len(served.content) > 100_000
+    health = requests.get(f"{hub.base_url}/health", timeout=10)
+    assert health.status_code == 200, health.text
+    assert set(health.json()["checks"]) == {"database", "kafka", "stripe"}
+    metrics = requests.get(f"{hub.base_url}/metrics", timeout=10).text
+    assert "synchub_outbox_backlog" in metrics and "synchub_consumer_lag" in metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 
@@ -33,16 +32,24 @@ def remote_customers(client: stripe.StripeClient, email: str) -> list:
     return list(client.v1.customers.list(params={"email": email}).data)
 
 
-_clock = itertools.count(int(time.time()))
+_last_event_second = 0
+
+
+def next_event_second() -> int:
+    """Stripe event times in whole seconds: each event a second after the previous one and after
+    anything recorded so far (our own last push included), as events of separate changes are."""
+    global _last_event_second
+    _last_event_second = max(_last_event_second + 1, int(time.time()) + 1)
+    return _last_event_second
 
 
 def apply(event_type: str, remote: dict, event_id: str | None = None, created: int | None = None) -> bool:
-    """Apply an event as the webhook delivers it: each one a second after the previous."""
+    """Apply an event as the webhook delivers it; False when it was a repeat."""
     result = stripe_event_apply(
         event_id=event_id or f"evt_{uuid.uuid4().hex}",
         event_type=event_type,
         customer=remote,
-        created=created if created is not None else next(_clock),
+        created=created if created is not None else next_event_second(),
     )
     return result.action != "duplicate"
 

@@ -1,0 +1,66 @@
+"""Production settings: `check --deploy`, JSON logs without secrets."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**os.environ, "DEBUG": "false", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_debug_off(tmp_path):
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="hub.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_logs_are_json_lines_and_never_carry_secrets(tmp_path):
+    key, webhook_secret = "sk_test_" + secrets.token_hex(12), "whsec_" + secrets.token_hex(12)
+    result = manage(
+        "shell",
+        "-c",
+        "import logging; from django.conf import settings\n"
+        "log = logging.getLogger('synchub.test')\n"
+        "log.warning('calling Stripe with %s and %s', settings.STRIPE_API_KEY, settings.STRIPE_WEBHOOK_SECRET)\n"
+        "log.warning('a key we do not even know: sk_live_abcdefghijklmnop')\n"
+        "try:\n"
+        "    raise RuntimeError('failed with ' + settings.STRIPE_API_KEY)\n"
+        "except RuntimeError:\n"
+        "    log.exception('boom')\n",
+        STRIPE_API_KEY=key,
+        STRIPE_WEBHOOK_SECRET=webhook_secret,
+        LOG_FORMAT="json",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'logs.sqlite3'}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert key not in result.stderr and webhook_secret not in result.stderr and "sk_live_abc" not in result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    messages = [r["message"] for r in records if r["logger"] == "synchub.test"]
+    assert messages == [
+        "calling Stripe with [redacted] and [redacted]",
+        "a key we do not even know: [redacted]",
+        "boom",
+    ]
+    assert all({"time", "level", "logger", "pid"} <= set(r) for r in records)
+    assert "RuntimeError: failed with [redacted]" in records[-1]["exc_info"]
