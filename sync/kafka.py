@@ -113,6 +113,7 @@ def make_consumer(*, group_id: str, topics: Iterable[str], listener=None) -> Kaf
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.KAFKA_MAX_POLL_RECORDS,
+        fetch_max_wait_ms=50,
         max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
         session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_INTERVAL_MS,
@@ -155,7 +156,9 @@ def consumer_lag() -> list[tuple[str, str, int]]:
                 committed = {tp: consumer.committed(tp) for tp in partitions}
                 if all(offset is None for offset in committed.values()):
                     continue  # this group does not consume the topic
-                results.append((group, topic, sum(ends[tp] - (committed[tp] or 0) for tp in partitions)))
+                # Clamped: a broker may report a high watermark a step behind a fresh commit.
+                lag = sum(max(0, ends[tp] - (committed[tp] or 0)) for tp in partitions)
+                results.append((group, topic, lag))
         finally:
             consumer.close()
     return results

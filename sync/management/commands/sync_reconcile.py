@@ -48,11 +48,13 @@ class Command(BaseCommand):
         enqueued = reconciler.repair([d for d in differences if d.kind in REPAIRABLE])
         self.stdout.write(f"{name}: {enqueued} repair(s) enqueued; waiting up to {wait:.0f} s for the workers")
         deadline = time.monotonic() + wait
+        pause = 0.5
         while True:
+            time.sleep(pause)
             differences = self._compare(reconciler, only)
             if not any(d.kind in REPAIRABLE for d in differences) or time.monotonic() > deadline:
                 return differences
-            time.sleep(min(5.0, max(0.5, deadline - time.monotonic())))
+            pause = min(5.0, pause * 2)
 
     def _progress(self, message: str) -> None:
         sys.stderr.write(f"\r{message}")
