@@ -11,7 +11,8 @@ RUN pip install --no-cache-dir --upgrade pip \
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput --verbosity 0
 
-RUN useradd --system --uid 1000 synchub && chown -R synchub /app
+# /metrics: the shared directory of Prometheus multiprocess metrics (a volume in docker-compose).
+RUN useradd --system --uid 1000 synchub && mkdir /metrics && chown -R synchub /app /metrics
 USER synchub
 
 EXPOSE 8000
