@@ -46,6 +46,16 @@ def assert_each_once_in_stripe(hub: Hub, addresses: list[str]) -> None:
     assert doubled == {}, f"not exactly once in Stripe: {doubled}"
 
 
+def wait_for_stripe_names(hub: Hub, addresses: list[str], name: str) -> None:
+    """Until Stripe holds `name` for every address: the last update of each arrived."""
+
+    def converged() -> bool:
+        remote = {c["email"]: c["name"] for c in hub.all_stripe_customers()}
+        return all(remote.get(email) == name for email in addresses)
+
+    wait_until(converged, timeout=120, interval=1, message=f"Stripe holds {name!r} for all")
+
+
 def report(name: str, **figures) -> None:
     line = f"{name}: " + ", ".join(f"{key}={value}" for key, value in figures.items())
     print(line)
@@ -93,12 +103,7 @@ def test_flaky_stripe_converges_without_duplicates(hub_factory):
             response = hub.api("PATCH", f"/api/customers/{customer_id}", {"name": f"v{round_}"})
             assert response.status_code == 200
     wait_until(lambda: hub.synced_count(ids) == len(ids), timeout=300, interval=1, message="all converge")
-
-    def names_converged() -> bool:
-        remote = {c["email"]: c["name"] for c in hub.all_stripe_customers()}
-        return all(remote.get(email) == "v2" for email in addresses)
-
-    wait_until(names_converged, timeout=120, interval=1, message="Stripe holds the last names")
+    wait_for_stripe_names(hub, addresses, "v2")
     assert_each_once_in_stripe(hub, addresses)
     injected = dict(hub.stripe_proxy.injected)
     assert sum(injected.values()) >= 30, injected
@@ -129,12 +134,7 @@ def test_worker_killed_repeatedly_while_draining(hub_factory):
         kills += 1
         hub.start("stripe_worker")
     wait_until(lambda: hub.synced_count(ids) == len(ids), timeout=180, interval=1, message="all synced")
-
-    def names_converged() -> bool:
-        remote = {c["email"]: c["name"] for c in hub.all_stripe_customers()}
-        return all(remote.get(email) == "second" for email in addresses)
-
-    wait_until(names_converged, timeout=120, interval=1, message="the updates arrived too")
+    wait_for_stripe_names(hub, addresses, "second")
     assert_each_once_in_stripe(hub, addresses)
     report("worker SIGKILLed while draining", events=2 * len(ids), kills=kills, converged=len(ids), duplicated=0, lost=0)
 
