@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -23,6 +24,8 @@ class SyncEventListView(generics.ListAPIView):
     ordering_fields = ["id", "created_at", "duration_ms"]
 
 
+# No request transaction: with the database down, /health must still answer (503).
+@transaction.non_atomic_requests
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
@@ -31,6 +34,7 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
 
+@transaction.non_atomic_requests
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:

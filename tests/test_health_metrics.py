@@ -54,3 +54,31 @@ def test_metrics_expose_outbox_backlog_publishing_and_lag(kafka):
     assert "# TYPE synchub_consumer_lag gauge" in text
     assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
     sync_kafka.reset_producer()
+
+
+def test_health_answers_503_when_the_database_is_down(tmp_path):
+    """A real process whose database cannot be opened: /health still answers, with 503."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from django.test import Client\n"
+        "response = Client().get('/health')\n"
+        "print(response.status_code, response.json()['checks']['database']['ok'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        env={
+            **os.environ,
+            "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "SECURE_SSL_REDIRECT": "false",
+            "HEALTH_CHECK_TIMEOUT_SECONDS": "1",
+            "ALLOWED_HOSTS": "testserver",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "503 False", result.stdout + result.stderr
