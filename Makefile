@@ -29,3 +29,12 @@ test: setup browser
 
 clean:
 	rm -rf $(VENV) staticfiles test-artifacts db.sqlite3 db.sqlite3-wal db.sqlite3-shm
+
+# Benchmarks (issue #6): starts its own broker, Stripe stand-in, PostgreSQL database (on the
+# server of DATABASE_URL, default postgres://postgres@127.0.0.1:5432) and hub processes, runs every
+# scenario and writes docs/benchmarks.md. Needs wrk (Debian) and Redis on 127.0.0.1:6379 (Celery).
+.PHONY: bench
+bench: setup
+	command -v wrk >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk)
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench.run

@@ -1,0 +1,182 @@
+"""The hub under benchmark: its own PostgreSQL database, Tansu broker, Stripe stand-in and the
+Procfile's processes (gunicorn, relay, workers), all on 127.0.0.1 and free ports. Everything it
+starts it stops (`close()`), also when a scenario fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import environ
+import requests
+from honcho.environ import parse_procfile
+
+from sandbox.processes import free_port, start, stop, tansu_command, wait_for_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "whsec_bench_secret"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+class BenchDatabase:
+    """A PostgreSQL database created for the run on the server of DATABASE_URL, dropped after."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if not base_url.startswith(("postgres://", "postgresql://")):
+            raise SystemExit(f"the benchmarks need PostgreSQL; DATABASE_URL is {base_url!r}")
+        config = environ.Env.db_url_config(base_url)
+        self.name = f"synchub_bench_{uuid.uuid4().hex[:8]}"
+        self._admin = self._dsn(config, "postgres")
+        with psycopg.connect(self._admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{self.name}"')
+        self.url = base_url.rsplit("/", 1)[0] + f"/{self.name}"
+        self.dsn = self._dsn(config, self.name)
+
+    @staticmethod
+    def _dsn(config: dict, name: str) -> str:
+        parts = {
+            "host": config.get("HOST") or "127.0.0.1",
+            "port": config.get("PORT") or 5432,
+            "user": config.get("USER") or "postgres",
+            "password": config.get("PASSWORD") or "",
+            "dbname": name,
+        }
+        return " ".join(f"{key}={value}" for key, value in parts.items() if value != "")
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class Hub:
+    """Tansu + Stripe stand-in + whichever Procfile processes a scenario asks for."""
+
+    def __init__(self, *, db: BenchDatabase, workdir: Path, name: str, env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.workdir = workdir
+        self.name = name
+        self.kafka_port = free_port()
+        self.stripe_port = free_port()
+        self.web_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.web_port}"
+        self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": db.url,
+            "SECRET_KEY": "bench-secret-key",
+            "DEBUG": "false",
+            # Plain HTTP on loopback (in production TLS ends in the proxy in front).
+            "SECURE_SSL_REDIRECT": "false",
+            "LOG_LEVEL": "WARNING",
+            "PORT": str(self.web_port),
+            "WEB_CONCURRENCY": "2",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
+            "KAFKA_API_VERSION": "2.5.0",
+            # Tansu holds a group's first join for the rebalance timeout: keep it short.
+            "KAFKA_MAX_POLL_INTERVAL_MS": "4000",
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "STRIPE_API_KEY": "sk_test_bench",
+            "STRIPE_API_BASE": self.stripe_base,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "STRIPE_TIMEOUT_SECONDS": "10",
+            "STATIC_ROOT": str(workdir / "static"),
+            **(env or {}),
+        }
+        self.commands = parse_procfile((BASE_DIR / "Procfile").read_text()).processes
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.on_close: list = []  # called before the processes stop (e.g. drop Kafka clients)
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{self.name}-{name}.log"
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start_services(self, *, stripe_args: tuple[str, ...] = ()) -> None:
+        self.processes["kafka"] = start(tansu_command(self.kafka_port), log_path=self.log("kafka"))
+        self.processes["stripe"] = start(
+            [sys.executable, "-m", "bench.stripe_standin", "--port", str(self.stripe_port), *stripe_args],
+            log_path=self.log("stripe"),
+            env=self.env,
+        )
+        wait_for_port(self.kafka_port)
+        wait_for_port(self.stripe_port)
+
+    def start(self, name: str, *, as_name: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start Procfile process `name` (several of one kind: give each its own `as_name`)."""
+        key = as_name or name
+        process = start(
+            ["bash", "-c", f"exec {self.commands[name]}"],
+            log_path=self.log(key),
+            env={**self.env, **(env or {})},
+        )
+        process.args_name = name  # type: ignore[attr-defined]
+        self.processes[key] = process
+        if name == "web":
+            wait_for_port(self.web_port, timeout=60)
+            self.wait_http(f"{self.base_url}/api/customers")
+        return process
+
+    def stop(self, key: str) -> None:
+        process = self.processes.pop(key, None)
+        if process is not None:
+            stop(process, timeout=20)
+
+    def wait_http(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                requests.get(url, timeout=5)
+                return
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def pids(self, key: str) -> list[int]:
+        """The process and its children (gunicorn's workers)."""
+        root = self.processes[key].pid
+        children = Path(f"/proc/{root}/task/{root}/children")
+        kids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        return [root, *kids]
+
+    def close(self) -> None:
+        for callback in self.on_close:
+            callback()
+        for key in reversed(list(self.processes)):
+            self.stop(key)
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, from /proc (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

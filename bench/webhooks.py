@@ -1,0 +1,99 @@
+"""Scenario 1: webhook intake under gunicorn, ours (verify, publish to Kafka, 2xx) against a
+synchronous peer that applies the event inside the request (dj-stripe's way), same run, same
+server, same load generator (wrk with pre-signed bodies)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from .common import Result, median, runs_text, say
+from .data import signed_update_bodies
+from .hub import WEBHOOK_SECRET, Hub
+
+BENCH_DIR = Path(__file__).resolve().parent
+PREFIX = "wh"
+
+
+def wrk(url: str, *, bodies_file: Path, threads: int, connections: int, seconds: int) -> dict:
+    command = [
+        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+        "-s", str(BENCH_DIR / "webhook_load.lua"), url, "--", str(bodies_file), str(threads),
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
+    stats = json.loads(line.removeprefix("WRK_JSON "))
+    stats["rate"] = stats["requests"] / (stats["duration_us"] / 1e6)
+    stats["errors"] = sum(stats[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts"))
+    return stats
+
+
+def write_bodies(path: Path, bodies) -> None:
+    with open(path, "wb") as out:
+        for signature, body in bodies:
+            out.write(signature.encode() + b"\t" + body + b"\n")
+
+
+def run(hub: Hub, *, customers: int, warmup: int, runs: int, seconds: int, connections: int) -> Result:
+    """`hub` runs gunicorn (web) only; `customers + warmup` linked customers `cus_wh1`... exist."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: `apt-get install wrk` (make bench does it)")
+    result = Result()
+    ours, peer = [], []
+    for attempt in range(runs):
+        tag = uuid.uuid4().hex[:6]
+        # Signed now: signatures are accepted for 300 s, so each run signs its own bodies. Every
+        # body renames a different customer, so the peer never sees a repeat (which it would
+        # skip cheaply) within a run.
+        bodies_file = hub.workdir / f"webhooks-{tag}.txt"
+        # Warm both paths up (connections, imports, Kafka producer and topic) before measuring,
+        # on customers of their own (`warmup` more are linked after the measured ones).
+        write_bodies(
+            bodies_file,
+            signed_update_bodies(count=warmup, start=customers + 1, prefix=PREFIX, run=tag, secret=WEBHOOK_SECRET),
+        )
+        for path in ("/webhooks/stripe", "/bench/webhooks/stripe-sync"):
+            wrk(hub.base_url + path, bodies_file=bodies_file, threads=1, connections=2, seconds=1)
+        write_bodies(
+            bodies_file, signed_update_bodies(count=customers, prefix=PREFIX, run=tag + "m", secret=WEBHOOK_SECRET)
+        )
+        for label, path, into in (("ours", "/webhooks/stripe", ours), ("sync", "/bench/webhooks/stripe-sync", peer)):
+            stats = wrk(hub.base_url + path, bodies_file=bodies_file, threads=2, connections=connections, seconds=seconds)
+            into.append(stats)
+            say(
+                f"webhooks run {attempt + 1} {label}: {stats['rate']:,.0f}/s p50 {stats['p50_us'] / 1000:.1f} ms "
+                f"p99 {stats['p99_us'] / 1000:.1f} ms errors {stats['errors']}"
+            )
+        os.unlink(bodies_file)
+    rate = median(s["rate"] for s in ours)
+    p50 = median(s["p50_us"] for s in ours) / 1000
+    p99 = median(s["p99_us"] for s in ours) / 1000
+    peer_rate = median(s["rate"] for s in peer)
+    peer_p99 = median(s["p99_us"] for s in peer) / 1000
+    errors = sum(s["errors"] for s in ours + peer)
+    result.row(
+        "1. Webhook intake (verified, on Kafka)",
+        f"{rate:,.0f}/s (runs: {runs_text(s['rate'] for s in ours)})",
+        ">= 1,500/s",
+        rate >= 1500 and errors == 0,
+    )
+    result.row("1. Webhook intake latency", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", "p99 <= 25 ms", p99 <= 25)
+    result.row(
+        "1. Intake vs synchronous apply-in-request peer",
+        f"{rate / peer_rate:.1f}x (peer {peer_rate:,.0f}/s, p99 {peer_p99:.1f} ms)",
+        ">= 5x",
+        rate >= 5 * peer_rate,
+    )
+    result.note(
+        f"Webhook intake: wrk, 2 threads, {connections} connections, {seconds} s per measurement, {runs} runs "
+        f"alternating ours and the peer; gunicorn as in the Procfile (sync workers, "
+        f"WEB_CONCURRENCY={hub.env['WEB_CONCURRENCY']}, access log on); every request a distinct signed "
+        f"`customer.updated` renaming one of {customers:,} linked customers. Errors (non-2xx, socket): {errors}. "
+        "Only gunicorn, Tansu and PostgreSQL run during it (no relay or workers), so the figure is intake alone: "
+        "applying the events is the inward worker's job, measured in scenario 6."
+    )
+    return result
