@@ -75,7 +75,7 @@ def test_stripe_client_takes_a_token_per_request(settings, monkeypatch):
     client_module.stripe_client.cache_clear()
     try:
         http_client = client_module.stripe_client()._requestor._client
-        assert isinstance(http_client, client_module.RateLimitedRequestsClient)
+        assert isinstance(http_client, client_module.StripeHttpClient)
         assert http_client.bucket is client_module.stripe_rate_limit() and http_client.bucket.rate == 7
         taken = []
         monkeypatch.setattr(http_client.bucket, "acquire", lambda timeout=None: taken.append(1) or True)
@@ -90,9 +90,23 @@ def test_stripe_client_takes_a_token_per_request(settings, monkeypatch):
 
     settings.STRIPE_RATE_LIMIT_PER_SECOND = 0
     try:
-        assert type(client_module.stripe_client()._requestor._client) is stripe.RequestsClient
+        assert client_module.stripe_client()._requestor._client.bucket is None
     finally:
         client_module.stripe_client.cache_clear()
+
+
+def test_stripe_client_reads_the_proxy_environment_once(monkeypatch):
+    from integrations.stripe.client import StripeHttpClient
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert StripeHttpClient(api_base="https://api.stripe.com")._proxy == {
+        "https": "http://proxy.invalid:3128"
+    }
+    assert StripeHttpClient(api_base="http://127.0.0.1:8420")._proxy is None
+    client = StripeHttpClient()
+    session = client.thread_session()
+    assert session.trust_env is False and client.thread_session() is session
 
 
 def pytest_approx(value: float):
