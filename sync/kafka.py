@@ -81,7 +81,11 @@ def publish(records: Iterable[tuple[str, str, bytes]]) -> None:
     ensure_topics({topic for topic, _, _ in records})
     producer = get_producer()
     futures = [producer.send(topic, key=key.encode() or None, value=value) for topic, key, value in records]
-    producer.flush(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
+    if settings.KAFKA_PRODUCER_LINGER_MS > 0:
+        # Send now rather than after the linger. Without one, the records are on their way
+        # already and waiting on their futures suffices (a flush costs one more wake-up of the
+        # sender thread per publish; see bench/analysis.md).
+        producer.flush(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
     for future in futures:
         future.get(timeout=settings.KAFKA_PUBLISH_TIMEOUT_SECONDS)
     for topic, count in Counter(topic for topic, _, _ in records).items():
@@ -113,6 +117,10 @@ def make_consumer(*, group_id: str, topics: Iterable[str], listener=None) -> Kaf
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.KAFKA_MAX_POLL_RECORDS,
+        # How long the broker may hold a fetch that finds nothing new. Kafka answers early when a
+        # record arrives, but Tansu holds it to the end: at the 500 ms default every message
+        # waited ~200 ms before a worker saw it (bench/analysis.md). Idle, this costs 20 small
+        # fetches a second per consumer.
         fetch_max_wait_ms=50,
         max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
         session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
