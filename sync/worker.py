@@ -110,6 +110,11 @@ class Worker:
     def _poll_once(self, consumer) -> None:
         self._resume_due(consumer)
         batches = consumer.poll(timeout_ms=200)
+        if batches:
+            # Once per batch, not per message: with CONN_HEALTH_CHECKS each call costs a
+            # "SELECT 1" round trip before the next query (bench/analysis.md). A connection lost
+            # mid-batch still fails its handler, which is retried on a fresh connection.
+            close_old_connections()
         done: dict[TopicPartition, OffsetAndMetadata] = {}
         try:
             for partition, records in batches.items():
@@ -167,7 +172,6 @@ class Worker:
     def execute(self, task: Task, message: TaskMessage) -> None:
         """Run one message's handler, route a failure to a retry or a dead letter, and record
         the operation in the audit trail."""
-        close_old_connections()
         started = time.monotonic()
         result = error = None
         permanent = False
