@@ -382,3 +382,42 @@ def test_admin_action_resyncs_the_selected_customers(admin_client_):
     for customer in chosen:
         assert CatalogIntegration.objects.get(catalog_item=customer).status == SyncStatus.PENDING
     assert OutboxMessage.objects.count() == outbox_before + 3
+
+
+def test_admin_exports_and_imports_customers_as_csv(admin_client_):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.models import Customer
+
+    existing = Customer.objects.create(name="Ada", email="ada@example.com")
+    export = admin_client_.post(
+        "/admin/catalog/customer/", {"action": "export_csv", "_selected_action": [existing.pk]}
+    )
+    assert export["Content-Type"].startswith("text/csv")
+    lines = export.content.decode().splitlines()
+    assert lines[0] == "id,name,email,sync_status" and lines[1].startswith(f"{existing.pk},Ada,ada@example.com,")
+
+    upload = (
+        "id,name,email\n"
+        f"{existing.pk},Ada Lovelace,ada@example.com\n"
+        ",Grace,grace@example.com\n"
+        ",,not-an-email\n"
+        ",Dup,GRACE@example.com\n"
+    ).encode()
+    page = admin_client_.get("/admin/catalog/customer/").content.decode()
+    assert "/admin/catalog/customer/import-csv/" in page
+    response = admin_client_.post(
+        "/admin/catalog/customer/import-csv/", {"file": SimpleUploadedFile("c.csv", upload, "text/csv")}
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "2 of 4 rows saved." in html and "Rows not saved" in html
+    assert "not-an-email" not in html or "Enter a valid email address." in html
+    existing.refresh_from_db()
+    assert existing.name == "Ada Lovelace"
+    assert sorted(Customer.objects.values_list("email", flat=True)) == ["ada@example.com", "grace@example.com"]
+
+    bad = admin_client_.post(
+        "/admin/catalog/customer/import-csv/", {"file": SimpleUploadedFile("c.csv", b"foo,bar\n1,2\n", "text/csv")}
+    )
+    assert "The first line must name the columns" in bad.content.decode()
