@@ -328,3 +328,18 @@ def test_a_create_interrupted_before_stripe_answered_creates_once(stripe_sandbox
     catalog.integration_begin_create(item_id=customer.pk, integration_type="stripe", key="synchub-e2-create")
     push(customer.pk, event_id="e3")
     assert len(remote_customers(stripe_sandbox, "early@example.com")) == 1
+
+
+def test_stripe_calls_are_timed_by_outcome(stripe_sandbox):
+    from sync.metrics import EXTERNAL_REQUESTS
+
+    def observed(method: str, outcome: str) -> float:
+        return EXTERNAL_REQUESTS.labels(integration="stripe", method=method, outcome=outcome)._sum.get()
+
+    ok_before, missing_before = observed("POST", "ok"), observed("POST", "4xx")
+    customer = CustomerFactory()
+    push(customer.pk)
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_sandbox.v1.customers.update("cus_missing", params={"name": "x"})
+    assert observed("POST", "ok") > ok_before
+    assert observed("POST", "4xx") > missing_before

@@ -1,9 +1,13 @@
+import time
 from functools import cache
 
 import requests
 import stripe
 from django.conf import settings
 
+from sync.metrics import EXTERNAL_REQUESTS
+
+from . import INTEGRATION_TYPE
 from .ratelimit import TokenBucket
 
 STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
@@ -11,7 +15,8 @@ STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
 
 class StripeHttpClient(stripe.RequestsClient):
     """`stripe.RequestsClient` that takes a token from `bucket` (if any) before every HTTP request,
-    including the library's own retries (each is a request Stripe counts).
+    including the library's own retries (each is a request Stripe counts), and records each
+    request's latency and outcome (`synchub_external_request_seconds`).
 
     It also reads the proxy environment (HTTPS_PROXY, NO_PROXY...) once, for the API's address,
     instead of on every request: requests does that per call by walking the whole environment,
@@ -34,7 +39,16 @@ class StripeHttpClient(stripe.RequestsClient):
         self.thread_session()
         if self.bucket is not None:
             self.bucket.acquire()
-        return super().request(method, url, headers, post_data)
+        started = time.monotonic()
+        outcome = "network_error"
+        try:
+            content, status, response_headers = super().request(method, url, headers, post_data)
+            outcome = "ok" if status < 400 else str(status) if status == 429 else f"{status // 100}xx"
+            return content, status, response_headers
+        finally:
+            EXTERNAL_REQUESTS.labels(integration=INTEGRATION_TYPE, method=method.upper(), outcome=outcome).observe(
+                time.monotonic() - started
+            )
 
     def request_stream(self, method, url, headers, post_data=None):
         self.thread_session()
