@@ -19,7 +19,7 @@ import requests
 
 from .common import Result, median, percentile, runs_text, say
 from .data import customer_event, insert_customers, sign, stripe_customer
-from .hub import WEBHOOK_SECRET, Hub, rss_kb
+from .hub import WEBHOOK_SECRET, Hub, cpu_seconds, rss_kb
 
 LATENCY_PREFIX = "lat"
 MEMORY_PREFIX = "mem"
@@ -143,6 +143,7 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
 
     # 2. Drain with the default worker count, RSS of the Stripe worker sampled throughout (6).
     rates = []
+    cpu_per_change = []
     base = {"n": 50}
 
     def stripe_progress() -> int:
@@ -154,7 +155,9 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
             tag = uuid.uuid4().hex[:6]
             first_id = scalar(hub, "SELECT COALESCE(MAX(id), 0) + 1 FROM catalog_catalogitem")
             current.update(first=first_id, last=first_id + changes * 2)
+            cpu_before = cpu_seconds(stripe_worker)
             rate, first, last = drain(hub, changes, tag)
+            cpu_per_change.append(1000 * (cpu_seconds(stripe_worker) - cpu_before) / changes)
             rates.append(rate)
             base["n"] += changes
             current.update(first=0, last=0)
@@ -166,24 +169,10 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
         ">= 500 changes/s",
         default_rate >= 500,
     )
-
-    # 2. More workers in the same group (the topic has KAFKA_TOPIC_PARTITIONS = 3 partitions).
-    scaled = {}
-    for workers in (2, 3):
-        hub.start("stripe_worker", as_name=f"stripe_worker_{workers}")
-        time.sleep(1)
-        # Rebalance: Tansu holds a join for the rebalance timeout; a small drain settles it.
-        warm_first, warm_last, _ = create_pending_changes(30, f"rebalance{workers}")
-        wait_until(lambda: synced_between(hub, warm_first, warm_last) >= 30, timeout=120, what="rebalance")
-        time.sleep(float(hub.env["KAFKA_MAX_POLL_INTERVAL_MS"]) / 1000 + 1)
-        scaled[workers], _, _ = drain(hub, scale_changes, f"w{workers}-{uuid.uuid4().hex[:4]}")
-    for workers in (2, 3):
-        hub.stop(f"stripe_worker_{workers}")
     result.row(
-        "2. Outward drain with more Stripe workers",
-        ", ".join(f"{w} workers {r:,.0f}/s" for w, r in scaled.items()) + f" (1 worker: {default_rate:,.0f}/s)",
-        "grows with workers",
-        scaled[2] > default_rate * 1.1,
+        "2. (diagnostic) Stripe worker CPU per change",
+        f"{median(cpu_per_change):.2f} ms (runs: {runs_text(cpu_per_change, '{:.2f}')}): at most "
+        f"{1000 / median(cpu_per_change):,.0f} changes/s per worker process on one core",
     )
 
     # 2. Client-side rate limit R against a stand-in answering 429 beyond R.
@@ -242,6 +231,26 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
         at >= 20_000 and peak <= 120 * 1024 and abs(slope) < 100,
     )
     result.extend(inward_memory(hub, events=inward_events))
+    # 2. More workers in the same group (the topic has KAFKA_TOPIC_PARTITIONS = 3 partitions). Last:
+    # members leaving a Tansu group and new ones joining it is what Tansu handles worst.
+    scaled = {}
+    for workers in (2, 3):
+        hub.start("stripe_worker", as_name=f"stripe_worker_{workers}")
+        time.sleep(1)
+        # Rebalance: Tansu holds a join for the rebalance timeout; a small drain settles it.
+        warm_first, warm_last, _ = create_pending_changes(30, f"rebalance{workers}")
+        wait_until(lambda: synced_between(hub, warm_first, warm_last) >= 30, timeout=120, what="rebalance")
+        time.sleep(float(hub.env["KAFKA_MAX_POLL_INTERVAL_MS"]) / 1000 + 1)
+        scaled[workers], _, _ = drain(hub, scale_changes, f"w{workers}-{uuid.uuid4().hex[:4]}")
+    for workers in (2, 3):
+        hub.stop(f"stripe_worker_{workers}")
+    result.row(
+        "2. Outward drain with more Stripe workers",
+        ", ".join(f"{w} workers {r:,.0f}/s" for w, r in scaled.items()) + f" (1 worker: {default_rate:,.0f}/s)",
+        "grows with workers",
+        scaled[2] > default_rate * 1.1,
+    )
+
     result.note(
         f"Outward drain: each run creates {changes:,} customers through the ORM in one transaction (each save "
         "writes its outbox row and a pending mapping, as an API create does), then times from the commit until "
@@ -385,7 +394,13 @@ def inward_memory(hub: Hub, *, events: int) -> Result:
         "6. Inward worker RSS",
         f"{last_rss / 1024:.0f} MB after {at:,} events (peak {peak / 1024:.0f} MB); growth {slope:+.0f} kB per 1,000 events",
         "<= 120 MB after 20,000, flat",
-        at >= min(events, 20_000) and peak <= 120 * 1024 and abs(slope) < 100,
+        peak <= 120 * 1024 and abs(slope) < 100 if at >= 20_000 else None,
     )
     result.row("6. (inward apply rate while sampled)", f"{rate:,.0f} events/s applied, 1 inward worker")
+    if at < 20_000:
+        result.note(
+            f"Inward worker memory: {events:,} events, not 20,000: it applies them at about {rate:,.0f}/s here, so "
+            "20,000 would take most of the time budget. Its RSS slope per 1,000 events is the figure to watch; no "
+            "target verdict is given for fewer than 20,000."
+        )
     return result
