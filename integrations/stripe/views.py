@@ -53,6 +53,12 @@ class StripeWebhookView(APIView):
         return "rejected" if response.status_code == 400 else "unavailable"
 
     def _receive(self, request) -> Response:
+        event = self.verified_event(request)
+        return event if isinstance(event, Response) else self.handle_event(event)
+
+    @staticmethod
+    def verified_event(request) -> stripe.Event | Response:
+        """The event, once its signature on the raw body checks out; else the error response."""
         if not settings.STRIPE_WEBHOOK_SECRET:
             logger.error("STRIPE_WEBHOOK_SECRET is not set; webhook refused")
             return Response({"detail": "Webhook secret not configured."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -60,13 +66,16 @@ class StripeWebhookView(APIView):
         if not signature:
             return Response({"detail": "Missing Stripe-Signature header."}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            event = stripe.Webhook.construct_event(
+            return stripe.Webhook.construct_event(
                 request.body, signature, settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
             )
         except stripe.SignatureVerificationError:
             return Response({"detail": "Invalid Stripe signature."}, status=status.HTTP_400_BAD_REQUEST)
         except (ValueError, UnicodeDecodeError):
             return Response({"detail": "Malformed JSON payload."}, status=status.HTTP_400_BAD_REQUEST)
+
+    def handle_event(self, event: stripe.Event) -> Response:
+        """Hand the verified event to the inward worker (subclasses may do otherwise)."""
         try:
             message_id = stripe_webhook_event_accept(event)
         except (AttributeError, KeyError, TypeError):
