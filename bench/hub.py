@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import environ
 import requests
 from honcho.environ import parse_procfile
 
+from sandbox.databases import ScratchDatabase
 from sandbox.processes import free_port, start, stop, tansu_command, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,39 +21,14 @@ WEBHOOK_SECRET = "whsec_bench_secret"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
-class BenchDatabase:
+class BenchDatabase(ScratchDatabase):
     """A PostgreSQL database created for the run on the server of DATABASE_URL, dropped after."""
 
     def __init__(self) -> None:
-        import psycopg
-
         base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         if not base_url.startswith(("postgres://", "postgresql://")):
             raise SystemExit(f"the benchmarks need PostgreSQL; DATABASE_URL is {base_url!r}")
-        config = environ.Env.db_url_config(base_url)
-        self.name = f"synchub_bench_{uuid.uuid4().hex[:8]}"
-        self._admin = self._dsn(config, "postgres")
-        with psycopg.connect(self._admin, autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{self.name}"')
-        self.url = base_url.rsplit("/", 1)[0] + f"/{self.name}"
-        self.dsn = self._dsn(config, self.name)
-
-    @staticmethod
-    def _dsn(config: dict, name: str) -> str:
-        parts = {
-            "host": config.get("HOST") or "127.0.0.1",
-            "port": config.get("PORT") or 5432,
-            "user": config.get("USER") or "postgres",
-            "password": config.get("PASSWORD") or "",
-            "dbname": name,
-        }
-        return " ".join(f"{key}={value}" for key, value in parts.items() if value != "")
-
-    def drop(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self._admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        super().__init__(prefix="synchub_bench", base_url=base_url)
 
 
 class Hub:

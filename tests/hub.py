@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from typing import Any
 
-import environ
 import requests
 import stripe
 from honcho.environ import parse_procfile
 
+from sandbox.databases import ScratchDatabase
 from sandbox.processes import (
     free_port,
     localstripe_command,
@@ -29,56 +26,6 @@ from sandbox.processes import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
-
-
-class E2EDatabase:
-    """A database of its own for the hub's processes: PostgreSQL when DATABASE_URL names one
-    (as in CI), else an SQLite file."""
-
-    def __init__(self, workdir: Path) -> None:
-        base_url = os.environ.get("DATABASE_URL", "")
-        if base_url.startswith(("postgres://", "postgresql://")):
-            import psycopg
-
-            config = environ.Env.db_url_config(base_url)
-            self.name = f"{config['NAME']}_e2e_{uuid.uuid4().hex[:6]}"
-            self._admin_dsn = self._dsn(config, "postgres")
-            with psycopg.connect(self._admin_dsn, autocommit=True) as connection:
-                connection.execute(f'CREATE DATABASE "{self.name}"')
-            self.url = base_url.rsplit("/", 1)[0] + f"/{self.name}"
-            self._dsn_value = self._dsn(config, self.name)
-            self.engine = "postgresql"
-        else:
-            self.name = str(workdir / "e2e.sqlite3")
-            self.url = f"sqlite:///{self.name}"
-            self.engine = "sqlite"
-
-    @staticmethod
-    def _dsn(config: dict, name: str) -> str:
-        parts = {
-            "host": config.get("HOST") or "127.0.0.1",
-            "port": config.get("PORT") or 5432,
-            "user": config.get("USER") or "postgres",
-            "password": config.get("PASSWORD") or "",
-            "dbname": name,
-        }
-        return " ".join(f"{key}={value}" for key, value in parts.items() if value != "")
-
-    def scalar(self, sql: str, params: tuple = ()) -> Any:
-        if self.engine == "sqlite":
-            with sqlite3.connect(self.name, timeout=20) as connection:
-                return connection.execute(sql.replace("%s", "?"), params).fetchone()[0]
-        import psycopg
-
-        with psycopg.connect(self._dsn_value) as connection:
-            return connection.execute(sql, params).fetchone()[0]
-
-    def drop(self) -> None:
-        if self.engine == "postgresql":
-            import psycopg
-
-            with psycopg.connect(self._admin_dsn, autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 class Hub:
@@ -95,7 +42,7 @@ class Hub:
 
         self.workdir = workdir
         self.artifacts = artifacts
-        self.db = E2EDatabase(workdir)
+        self.db = ScratchDatabase(prefix="synchub_e2e", workdir=workdir)
         self.kafka_port = free_port()
         self.stripe_port = free_port()
         # Optional fault injectors between the hub and its broker / Stripe.
