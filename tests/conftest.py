@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from sandbox.processes import free_port, localstripe_command, start, stop, tansu_command, wait_for_port
 

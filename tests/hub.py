@@ -4,6 +4,8 @@ localstripe, and the Procfile's processes (gunicorn, relay, workers) as real pro
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import signal
 import subprocess
 import sys
@@ -186,3 +188,16 @@ class Hub:
             assert response.status_code == 201, response.text
             ids.append(response.json()["id"])
         return ids
+
+
+@contextmanager
+def running_hub(workdir: Path, *, artifacts: Path, **options) -> Iterator[Hub]:
+    """A hub for the duration of the block; on the way out every hub process must stop cleanly
+    on SIGTERM (exit 0)."""
+    hub = Hub(workdir, artifacts=artifacts, **options)
+    try:
+        hub.setup()
+        yield hub
+    finally:
+        codes = hub.teardown()
+    assert {name: code for name, code in codes.items() if name not in ("kafka", "stripe") and code != 0} == {}

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from .conftest import ARTIFACTS
 from .helpers import wait_until
-from .hub import Hub
+from .hub import Hub, running_hub
 
 pytestmark = [pytest.mark.e2e]
 
@@ -45,13 +45,8 @@ PHONE = {"width": 375, "height": 812}
 def hub(tmp_path_factory) -> Iterator[Hub]:
     artifacts = ARTIFACTS / "browser"
     artifacts.mkdir(parents=True, exist_ok=True)
-    hub = Hub(tmp_path_factory.mktemp("browser-hub"), artifacts=artifacts)
-    try:
-        hub.setup()
+    with running_hub(tmp_path_factory.mktemp("browser-hub"), artifacts=artifacts) as hub:
         yield hub
-    finally:
-        codes = hub.teardown()
-    assert {name: code for name, code in codes.items() if name not in ("kafka", "stripe") and code != 0} == {}
 
 
 @pytest.fixture(scope="module")

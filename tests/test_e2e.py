@@ -12,7 +12,7 @@ import stripe
 
 from .conftest import ARTIFACTS
 from .helpers import stripe_event, stripe_signature, wait_until
-from .hub import Hub
+from .hub import Hub, running_hub
 
 pytestmark = [pytest.mark.e2e]
 
@@ -21,14 +21,8 @@ SYNC_TIMEOUT = 60.0
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    hub = Hub(tmp_path_factory.mktemp("hub"), artifacts=ARTIFACTS)
-    try:
-        hub.setup()
+    with running_hub(tmp_path_factory.mktemp("hub"), artifacts=ARTIFACTS) as hub:
         yield hub
-    finally:
-        codes = hub.teardown()
-    # Every hub process stops cleanly on SIGTERM.
-    assert {name: code for name, code in codes.items() if name not in ("kafka", "stripe") and code != 0} == {}
 
 
 def unique_email(prefix: str) -> str:

@@ -93,8 +93,9 @@ def test_broker_outage_loses_nothing(hub_factory):
 
 
 def test_flaky_stripe_converges_without_duplicates(hub_factory):
-    # The client gives up (1 s) before the proxy's stalls end (2 s): a stall is a lost answer.
-    hub = hub_factory(stripe_proxy=True, env={"STRIPE_TIMEOUT_SECONDS": "1"})
+    # The client gives up (0.6 s) before the proxy's stalls end (1 s): a stall is a lost answer.
+    hub = hub_factory(stripe_proxy=True, env={"STRIPE_TIMEOUT_SECONDS": "0.6"})
+    hub.stripe_proxy.stall_seconds = 1.0
     hub.stripe_proxy.fault_rate = 0.3
     addresses = emails("flaky", 100)
     ids = hub.create_customers(addresses, name="v0")

@@ -18,7 +18,9 @@ from sync.worker import Worker, retry_delay
 
 from .helpers import read_topic, run_worker, wait_until
 
-pytestmark = pytest.mark.django_db
+# Workers run in autocommit, as the real processes do (a worker closes connections it finds in a
+# transaction, which a test transaction would be).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def unique(prefix: str) -> str:
