@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 run each, smaller data: a smoke test, not figures")
     parser.add_argument("--output", default=str(BASE_DIR / "docs" / "benchmarks.md"))
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every service started is stopped and the database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     only = set(args.only.split(","))
     quick = args.quick
     runs = 1 if quick else 3
