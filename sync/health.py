@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import connections
@@ -50,15 +50,21 @@ def _ms(started: float) -> float:
 
 
 def run_health_checks(*, timeout: float) -> tuple[bool, dict[str, dict[str, Any]]]:
-    """Run every check at once, each bounded by `timeout`; (all ok, results by name)."""
-    pool = ThreadPoolExecutor(max_workers=len(_checks))
-    futures = {name: pool.submit(_run, check, timeout) for name, check in _checks.items()}
+    """Run every check at once, each bounded by `timeout`; (all ok, results by name).
+
+    Each check runs in a daemon thread: one stuck past its timeout is reported as such and can
+    neither hold the answer nor keep the process from exiting.
+    """
+    results: dict[str, dict[str, Any]] = {}
+
+    def run(name: str, check: HealthCheck) -> None:
+        results[name] = _run(check, timeout)
+
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in _checks.items()]
+    for thread in threads:
+        thread.start()
     deadline = time.monotonic() + timeout + 0.5
-    results = {}
-    for name, future in futures.items():
-        try:
-            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            results[name] = {"ok": False, "error": f"no answer within {timeout} s"}
-    pool.shutdown(wait=False)  # a check stuck past its timeout must not hold the answer
-    return all(result["ok"] for result in results.values()), results
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    answered = {name: results.get(name) or {"ok": False, "error": f"no answer within {timeout} s"} for name in _checks}
+    return all(result["ok"] for result in answered.values()), answered

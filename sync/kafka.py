@@ -132,14 +132,11 @@ def make_consumer(*, group_id: str, topics: Iterable[str], listener=None) -> Kaf
 
 
 def broker_reachable(*, timeout_seconds: float) -> None:
-    """Raise unless the brokers answer a metadata request within the timeout."""
+    """Raise unless a broker answers within the timeout: the admin client bootstraps (connects,
+    negotiates, reads metadata) synchronously and gives up after `bootstrap_timeout_ms`."""
     timeout_ms = max(1000, int(timeout_seconds * 1000))
-    config = {**client_config(), "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
-    consumer = KafkaConsumer(**config)
-    try:
-        consumer.topics()
-    finally:
-        consumer.close()
+    admin = KafkaAdminClient(**{**client_config(), "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms})
+    admin.close()
 
 
 def consumer_lag() -> list[tuple[str, str, int]]:
