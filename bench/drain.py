@@ -184,6 +184,8 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
     limited_count = rate_limit * 20
     warm_first, warm_last, _ = create_pending_changes(10, "limit-warm")
     wait_until(lambda: synced_between(hub, warm_first, warm_last) >= 10, timeout=120, what="the limited worker")
+    # Let the group settle: Tansu may rebalance again once the previous member's session ends.
+    time.sleep(float(hub.env["KAFKA_SESSION_TIMEOUT_MS"]) / 1000 + 1)
     seq = standin(hub, "GET", "/_standin/changes?after=999999999")["seq"]
     tag = f"limited-{uuid.uuid4().hex[:4]}"
     limited_end_to_end, first, last = drain(hub, limited_count, tag)
@@ -216,6 +218,7 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
     hub.start("stripe_worker")
     warm_first, warm_last, _ = create_pending_changes(10, "relaunch")
     wait_until(lambda: synced_between(hub, warm_first, warm_last) >= 10, timeout=120, what="the restarted worker")
+    time.sleep(float(hub.env["KAFKA_SESSION_TIMEOUT_MS"]) / 1000 + 1)
 
     # 3. End-to-end latency at light load.
     result.extend(latency(hub, samples=latency_samples))
