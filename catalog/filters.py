@@ -2,6 +2,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from .models import CatalogIntegration, Customer, SyncStatus
+from .selectors import customers_with_email
 
 UNSYNCED = "unsynced"
 
@@ -15,11 +16,14 @@ class CustomerFilter(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
+    email = django_filters.CharFilter(method="filter_email", label="Email (any case)")
 
     class Meta:
         model = Customer
         fields = ["sync_status", "created_after", "created_before", "updated_after", "email"]
+
+    def filter_email(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return customers_with_email(value, queryset=queryset)
 
     def filter_sync_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == UNSYNCED:

@@ -7,7 +7,7 @@ has no mapping (never pushed yet, or unlinked because the remote side deleted it
 from __future__ import annotations
 
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 
 from .models import CatalogIntegration, Customer, SyncStatus
 
@@ -20,6 +20,16 @@ CUSTOMER_SYNC_STATUSES: list[tuple[str, str]] = [
     (UNSYNCED, "Unsynced"),
 ]
 CUSTOMER_SYNC_STATUS_VALUES: list[str] = [value for value, _ in CUSTOMER_SYNC_STATUSES]
+
+
+def customers_with_email(email: str, *, queryset: QuerySet[Customer] | None = None) -> QuerySet[Customer]:
+    """Customers whose email equals `email` regardless of case.
+
+    Compares LOWER(email) with LOWER(value), the expression the unique index is built on, so the
+    lookup is an index scan; `email__iexact` (UPPER on PostgreSQL) scanned the whole table.
+    """
+    queryset = Customer.objects.non_polymorphic() if queryset is None else queryset
+    return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email)))
 
 
 def _mappings(*, integration_type: str) -> QuerySet[CatalogIntegration]:

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import CatalogIntegration, CatalogItem, Customer, SyncStatus
+from .selectors import customers_with_email
 
 DUPLICATE_EMAIL_MESSAGE = "A customer with this email already exists."
 
@@ -19,7 +20,7 @@ def normalize_email(email: str | None) -> str | None:
 def customer_email_taken(*, email: str | None, exclude_id: int | None = None) -> bool:
     if not email:
         return False
-    others = Customer.objects.non_polymorphic().filter(email__iexact=email)
+    others = customers_with_email(email)
     if exclude_id is not None:
         others = others.exclude(pk=exclude_id)
     return others.exists()

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from catalog.models import CatalogIntegration, Customer, SyncStatus
+from catalog.selectors import customers_with_email
 from catalog.services import (
     customer_create,
     customer_email_taken,
@@ -372,7 +373,7 @@ def _unlinked_local_customer(remote: dict[str, Any], email: str | None) -> Custo
         if local is not None:
             return local
     if email:
-        return candidates.filter(email__iexact=email).first()
+        return customers_with_email(email, queryset=candidates).first()
     return None
 
 
