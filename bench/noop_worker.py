@@ -19,7 +19,7 @@ def main() -> None:
     if os.environ.get("BENCH_SKIP_AUDIT") == "1":
         import sync.worker
 
-        sync.worker.sync_event_record = lambda **kwargs: None
+        sync.worker.sync_events_record = lambda events: None
 
     worker = Worker(tasks=[noop], group_id="bench-noop")
     stop_on_signals(worker.stop)

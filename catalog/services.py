@@ -76,7 +76,12 @@ def integration_get(*, integration_type: str, integration_id: str) -> CatalogInt
 
 
 def integration_for_item(*, item_id: int, integration_type: str) -> CatalogIntegration | None:
-    return CatalogIntegration.objects.filter(catalog_item_id=item_id, integration_type=integration_type).first()
+    return integrations_for_items(item_ids=[item_id], integration_type=integration_type).get(item_id)
+
+
+def integrations_for_items(*, item_ids: list[int], integration_type: str) -> dict[int, CatalogIntegration]:
+    mappings = CatalogIntegration.objects.filter(catalog_item_id__in=item_ids, integration_type=integration_type)
+    return {mapping.catalog_item_id: mapping for mapping in mappings}
 
 
 def integration_mark_pending(*, item: CatalogItem, integration_type: str) -> CatalogIntegration:
@@ -94,20 +99,56 @@ def integration_record_synced(
 ) -> CatalogIntegration:
     """The external system confirmed the item: store its id, mark it synced, and merge
     `agreed_fields` (values both sides now hold) into the mapping's merge base."""
+    recorded = integrations_record_synced(
+        integration_type=integration_type, confirmed={item_id: (integration_id, agreed_fields)}
+    )
+    if item_id not in recorded:
+        raise CatalogItem.DoesNotExist(f"catalog item {item_id} no longer exists")
+    return recorded[item_id]
+
+
+def integrations_record_synced(
+    *, integration_type: str, confirmed: dict[int, tuple[str, dict | None]]
+) -> dict[int, CatalogIntegration]:
+    """`integration_record_synced` for many items in one transaction of a few statements.
+
+    `confirmed` maps item ids to (external id, agreed fields). Returns the recorded mappings;
+    an item deleted meanwhile is left out (nothing is recorded for it).
+    """
+    if not confirmed:
+        return {}
+    now = timezone.now()
     with transaction.atomic():
-        mapping = (
-            CatalogIntegration.objects.select_for_update()
-            .filter(catalog_item_id=item_id, integration_type=integration_type)
-            .first()
-        ) or CatalogIntegration(catalog_item_id=item_id, integration_type=integration_type)
-        mapping.integration_id = integration_id
-        mapping.status = SyncStatus.SYNCED
-        mapping.last_synced_at = timezone.now()
-        mapping.last_error = ""
-        mapping.pending_create_key = ""
-        mapping.synced_fields = {**mapping.synced_fields, **(agreed_fields or {})}
-        mapping.save()
-    return mapping
+        # Locked, so a concurrent merge of remote values cannot be overwritten with stale ones.
+        mappings = {
+            mapping.catalog_item_id: mapping
+            for mapping in CatalogIntegration.objects.select_for_update().filter(
+                catalog_item_id__in=confirmed, integration_type=integration_type
+            )
+        }
+        unmapped = set(confirmed) - set(mappings)
+        existing = set(CatalogItem.objects.non_polymorphic().filter(pk__in=unmapped).values_list("pk", flat=True))
+        created = []
+        for item_id in unmapped & existing:
+            mappings[item_id] = CatalogIntegration(catalog_item_id=item_id, integration_type=integration_type)
+            created.append(mappings[item_id])
+        for item_id, mapping in mappings.items():
+            integration_id, agreed_fields = confirmed[item_id]
+            mapping.integration_id = integration_id
+            mapping.status = SyncStatus.SYNCED
+            mapping.last_synced_at = mapping.updated_at = now
+            mapping.last_error = ""
+            mapping.pending_create_key = ""
+            mapping.synced_fields = {**mapping.synced_fields, **(agreed_fields or {})}
+        updated = [mapping for mapping in mappings.values() if mapping.pk is not None]
+        CatalogIntegration.objects.bulk_update(updated, _RECORD_SYNCED_FIELDS)
+        CatalogIntegration.objects.bulk_create(created)
+    return mappings
+
+
+_RECORD_SYNCED_FIELDS = [
+    "integration_id", "status", "last_synced_at", "updated_at", "last_error", "pending_create_key", "synced_fields"
+]  # fmt: skip
 
 
 def integration_record_agreed(*, mapping: CatalogIntegration, agreed_fields: dict) -> None:
@@ -118,18 +159,34 @@ def integration_record_agreed(*, mapping: CatalogIntegration, agreed_fields: dic
         )
 
 
-def integration_begin_create(*, item_id: int, integration_type: str, key: str) -> tuple[str, bool]:
-    """Record, before the remote call, that a create with idempotency key `key` is under way.
+def integrations_begin_create(
+    *, integration_type: str, keys: dict[int, str], mappings: dict[int, CatalogIntegration]
+) -> dict[int, tuple[str, bool]]:
+    """Record, before the remote calls, that creates with idempotency keys `keys` (per item id)
+    are under way; `mappings` are the items' mappings as just read (updated in place).
 
-    Returns the key to use and whether an earlier create was interrupted (its key is reused,
-    and it may have reached the other side).
+    Returns, per item, the key to use and whether an earlier create was interrupted (its key is
+    reused, and it may have reached the other side).
     """
-    mapping, _ = CatalogIntegration.objects.get_or_create(catalog_item_id=item_id, integration_type=integration_type)
-    if mapping.pending_create_key:
-        return mapping.pending_create_key, True
-    mapping.pending_create_key = key
-    mapping.save(update_fields=["pending_create_key", "updated_at"])
-    return key, False
+    now = timezone.now()
+    begun: dict[int, tuple[str, bool]] = {}
+    fresh, missing = [], []
+    for item_id, key in keys.items():
+        mapping = mappings.get(item_id)
+        if mapping is not None and mapping.pending_create_key:
+            begun[item_id] = (mapping.pending_create_key, True)
+            continue
+        if mapping is None:
+            mapping = mappings[item_id] = CatalogIntegration(catalog_item_id=item_id, integration_type=integration_type)
+            missing.append(mapping)
+        else:
+            fresh.append(mapping)
+        mapping.pending_create_key, mapping.updated_at = key, now
+        begun[item_id] = (key, False)
+    with transaction.atomic():
+        CatalogIntegration.objects.bulk_update(fresh, ["pending_create_key", "updated_at"])
+        CatalogIntegration.objects.bulk_create(missing, ignore_conflicts=True)
+    return begun
 
 
 def integration_link(*, item_id: int, integration_type: str, integration_id: str) -> None:

@@ -22,7 +22,7 @@ class SyncResult:
     external_event_id: str = ""
 
 
-def sync_event_record(
+def sync_event_build(
     *,
     task: Task,
     message: TaskMessage,
@@ -33,7 +33,8 @@ def sync_event_record(
 ) -> SyncEvent:
     kwargs = message.kwargs
     item_id = result.item_id if result and result.item_id is not None else kwargs.get("item_id")
-    return SyncEvent.objects.create(
+    """The audit row of one handled message, unsaved: the worker saves a poll's rows at once."""
+    return SyncEvent(
         direction=task.direction,
         integration=task.integration,
         task=task.name,
@@ -47,6 +48,10 @@ def sync_event_record(
         external_id=(result.external_id if result else "") or str(kwargs.get("external_id") or ""),
         external_event_id=(result.external_event_id if result else "") or str(kwargs.get("event_id") or ""),
     )
+
+
+def sync_events_record(events: list[SyncEvent]) -> None:
+    SyncEvent.objects.bulk_create(events)
 
 
 def sync_events_prune(*, older_than_days: float | None = None) -> int:

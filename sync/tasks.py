@@ -87,6 +87,10 @@ class Task:
     # How a replayed dead letter's arguments differ from the original's (e.g. a fresh event id,
     # so an external idempotency key does not return the old failure); unchanged by default.
     replay_kwargs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Runs many messages' arguments at once (fewer round trips per message) and returns, in
+    # order, each one's result or the exception it failed with. Optional; the worker uses it for
+    # every message of the task when set, so there is one code path.
+    batch_func: Callable[[list[dict[str, Any]]], list[Any]] | None = None
 
     def __call__(self, **kwargs: Any) -> Any:
         return self.func(**kwargs)
@@ -127,6 +131,28 @@ class Task:
         """Decorator: run `on_dead_letter(message)` when a message of this task is dead-lettered."""
         self.on_dead_letter = on_dead_letter
         return on_dead_letter
+
+    def batch_hook(
+        self, batch_func: Callable[[list[dict[str, Any]]], list[Any]]
+    ) -> Callable[[list[dict[str, Any]]], list[Any]]:
+        """Decorator: handle a batch of this task's messages (distinct keys) in one call."""
+        self.batch_func = batch_func
+        return batch_func
+
+    def run_batch(self, batch: list[dict[str, Any]]) -> list[Any]:
+        """Each argument set's result or exception, through `batch_func` when there is one."""
+        if self.batch_func is not None:
+            outcomes = self.batch_func(batch)
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"batch handler of {self.name} returned {len(outcomes)} outcomes for {len(batch)}")
+            return outcomes
+        outcomes = []
+        for kwargs in batch:
+            try:
+                outcomes.append(self.func(**kwargs))
+            except Exception as exc:  # noqa: BLE001 - reported per message, like the batch handler's
+                outcomes.append(exc)
+        return outcomes
 
     def replay_kwargs_hook(
         self, replay_kwargs: Callable[[dict[str, Any]], dict[str, Any]]

@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from . import kafka
-from .audit import SyncResult, sync_event_record
+from .audit import SyncResult, sync_event_build, sync_events_record
 from .dead_letters import dead_letter_record
 from .metrics import EVENTS_CONSUMED, TASK_DURATION
 from .models import SyncEvent
@@ -110,28 +110,39 @@ class Worker:
     def _poll_once(self, consumer) -> None:
         self._resume_due(consumer)
         batches = consumer.poll(timeout_ms=200)
-        if batches:
-            # Once per batch, not per message: with CONN_HEALTH_CHECKS each call costs a
-            # "SELECT 1" round trip before the next query (bench/analysis.md). A connection lost
-            # mid-batch still fails its handler, which is retried on a fresh connection.
-            close_old_connections()
+        if not batches:
+            return
+        # Once per batch, not per message: with CONN_HEALTH_CHECKS each call costs a
+        # "SELECT 1" round trip before the next query (bench/analysis.md). A connection lost
+        # mid-batch still fails its handlers, which are retried on a fresh connection.
+        close_old_connections()
+        due: list[tuple[TopicPartition, object]] = []
+        for partition, records in batches.items():
+            for record in records:
+                if partition.topic in self.retry_topics and self._pause_if_early(consumer, partition, record):
+                    break  # the rest of this partition comes again once the record is due
+                due.append((partition, record))
         done: dict[TopicPartition, OffsetAndMetadata] = {}
+        audit: list[SyncEvent] = []
         try:
-            for partition, records in batches.items():
-                for record in records:
-                    if self.stopping:
-                        return
-                    if partition.topic in self.retry_topics and self._pause_if_early(consumer, partition, record):
-                        break
-                    self._handle_record(partition.topic, record.value)
+            for task, group in self._groups(due):
+                if self.stopping:
+                    return
+                if task is not None:
+                    audit += self.execute_many(task, [message for _, _, message in group])
+                for partition, record, _ in group:
                     done[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
-                    self.processed += 1
+                self.processed += len(group)
         except BaseException:
-            # Hand the unhandled rest of the batch back: the next poll starts again at it.
+            # Hand the unhandled rest back: the next poll starts again at it.
             for partition, records in batches.items():
                 consumer.seek(partition, done[partition].offset if partition in done else records[0].offset)
             raise
         finally:
+            # The audit rows before the offsets: a crash in between repeats the messages (and
+            # their rows) rather than losing the rows.
+            if audit:
+                sync_events_record(audit)
             if done:
                 consumer.commit(done)
 
@@ -155,54 +166,80 @@ class Worker:
         self._paused_until[partition] = not_before
         return True
 
-    def _handle_record(self, topic: str, raw: bytes) -> None:
+    def _groups(self, due):
+        """Split polled records into runs of one task, each key at most once per run, so a
+        batch handler never sees two changes of one item and each key keeps its order."""
+        group: list = []
+        group_task: Task | None = None
+        keys: set[str] = set()
+        for partition, record in due:
+            message, task = self._decode(partition.topic, record.value)
+            key = task.message_key(message) if task is not None else ""
+            if group and (task is not group_task or key in keys or len(group) >= settings.SYNC_WORKER_BATCH_SIZE):
+                yield group_task, group
+                group, keys = [], set()
+            group_task = task
+            group.append((partition, record, message))
+            if task is not None and task.key:
+                keys.add(key)
+        if group:
+            yield group_task, group
+
+    def _decode(self, topic: str, raw: bytes) -> tuple[TaskMessage | None, Task | None]:
+        """The record's message and task, or (None, None) for one this worker skips: undecodable
+        (dead-lettered as it is) or another worker's task."""
         try:
             message = TaskMessage.decode(raw)
         except (ValueError, TypeError) as exc:
             logger.error("undecodable message on %s dead-lettered: %s", topic, exc)
             base_topic = self.retry_topics.get(topic, topic)
             kafka.publish([(dead_letter_topic(base_topic), "", raw)])
-            return
+            return None, None
         task = self.tasks.get(message.task)
         if task is None:
             logger.debug("message for task %s is not this worker's; skipped", message.task)
-            return
-        self.execute(task, message)
+            return message, None
+        return message, task
 
     def execute(self, task: Task, message: TaskMessage) -> None:
-        """Run one message's handler, route a failure to a retry or a dead letter, and record
-        the operation in the audit trail."""
+        """Run one message's handler, as `execute_many` does, and save its audit row."""
+        sync_events_record(self.execute_many(task, [message]))
+
+    def execute_many(self, task: Task, messages: list[TaskMessage]) -> list[SyncEvent]:
+        """Run the handler on messages of distinct keys, route each failure to a retry or a dead
+        letter, and return the operations' audit rows (unsaved)."""
         started = time.monotonic()
-        result = error = None
-        permanent = False
         try:
-            result = task.func(**message.kwargs)
-        except PermanentTaskError as exc:
-            error, permanent = exc, True
-        except (OperationalError, InterfaceError) as exc:
-            # The database went away: drop the connections so the retry opens fresh ones.
+            outcomes = task.run_batch([message.kwargs for message in messages])
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: each message is retried
+            outcomes = [exc] * len(messages)
+        if any(isinstance(outcome, (OperationalError, InterfaceError)) for outcome in outcomes):
+            # The database went away: drop the connections so the retries open fresh ones.
             for connection in connections.all():
                 connection.close_if_unusable_or_obsolete()
-            error = exc
-        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, never lost
-            error = exc
-        duration_ms = 1000 * (time.monotonic() - started)
+        duration_ms = 1000 * (time.monotonic() - started) / len(messages)
+        return [self._settle(task, message, outcome, duration_ms) for message, outcome in zip(messages, outcomes)]
+
+    def _settle(self, task: Task, message: TaskMessage, outcome: object, duration_ms: float) -> SyncEvent:
+        error = outcome if isinstance(outcome, BaseException) else None
         if error is None:
-            outcome = SyncEvent.Outcome.SUCCEEDED
-        elif permanent or message.attempt >= (task.max_attempts or settings.SYNC_TASK_MAX_ATTEMPTS):
-            outcome = SyncEvent.Outcome.DEAD_LETTERED
+            status = SyncEvent.Outcome.SUCCEEDED
+        elif isinstance(error, PermanentTaskError) or message.attempt >= (
+            task.max_attempts or settings.SYNC_TASK_MAX_ATTEMPTS
+        ):
+            status = SyncEvent.Outcome.DEAD_LETTERED
             self._dead_letter(task, message, error)
         else:
-            outcome = SyncEvent.Outcome.RETRYING
+            status = SyncEvent.Outcome.RETRYING
             self._retry(task, message, error)
-        EVENTS_CONSUMED.labels(topic=task.topic, task=task.name, outcome=outcome).inc()
+        EVENTS_CONSUMED.labels(topic=task.topic, task=task.name, outcome=status).inc()
         TASK_DURATION.labels(task=task.name).observe(duration_ms / 1000)
-        sync_event_record(
+        return sync_event_build(
             task=task,
             message=message,
-            outcome=outcome,
+            outcome=status,
             duration_ms=duration_ms,
-            result=result if isinstance(result, SyncResult) else None,
+            result=outcome if isinstance(outcome, SyncResult) else None,
             error=describe(error) if error else "",
         )
 

@@ -210,6 +210,8 @@ SYNC_TASK_MAX_ATTEMPTS = env.int("SYNC_TASK_MAX_ATTEMPTS", default=6)
 SYNC_RETRY_BACKOFF_SECONDS = env.float("SYNC_RETRY_BACKOFF_SECONDS", default=2.0)
 SYNC_RETRY_BACKOFF_MAX_SECONDS = env.float("SYNC_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
 SYNC_WORKER_MAX_CONSECUTIVE_ERRORS = env.int("SYNC_WORKER_MAX_CONSECUTIVE_ERRORS", default=20)
+# Messages of one task a worker hands its batch handler at once (at most one per key).
+SYNC_WORKER_BATCH_SIZE = env.int("SYNC_WORKER_BATCH_SIZE", default=100)
 OUTBOX_POLL_INTERVAL_SECONDS = env.float("OUTBOX_POLL_INTERVAL_SECONDS", default=0.1)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=3600)
@@ -226,6 +228,9 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+# Stripe calls one worker process makes at once: their network latency overlaps (one at a time,
+# ~200 ms each, would cap a worker at ~5 changes/s against the real API).
+STRIPE_WORKER_CONCURRENCY = env.int("STRIPE_WORKER_CONCURRENCY", default=8)
 # Client-side limit on Stripe API requests per second, per process (0 = unlimited); see
 # integrations/stripe/ratelimit.py. Stripe allows about 100/s in live mode and 25/s in test mode.
 STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=0)

@@ -24,6 +24,12 @@ def push(customer_id: int, action: str = "upsert", external_id: str | None = Non
     customer_push(item_id=customer_id, action=action, event_id=event_id or uuid.uuid4().hex, external_id=external_id)
 
 
+def begin_create(customer: Customer, *, key: str) -> None:
+    """What the worker records before asking Stripe to create `customer`."""
+    mappings = catalog.integrations_for_items(item_ids=[customer.pk], integration_type="stripe")
+    catalog.integrations_begin_create(integration_type="stripe", keys={customer.pk: key}, mappings=mappings)
+
+
 def mapping_of(customer: Customer) -> CatalogIntegration:
     return CatalogIntegration.objects.get(catalog_item=customer, integration_type="stripe")
 
@@ -313,7 +319,7 @@ def test_email_clash_with_another_linked_customer_is_permanent_and_writes_nothin
 def test_a_create_interrupted_after_stripe_answered_is_not_repeated(stripe_sandbox):
     """A crash between Stripe's create and our bookkeeping: the retry adopts the customer."""
     customer = CustomerFactory(email="crash@example.com")
-    catalog.integration_begin_create(item_id=customer.pk, integration_type="stripe", key="synchub-e1-create")
+    begin_create(customer, key="synchub-e1-create")
     stripe_sandbox.v1.customers.create(
         params={"email": "crash@example.com", "name": customer.name, "metadata": {"local_id": str(customer.pk)}}
     )
@@ -325,7 +331,7 @@ def test_a_create_interrupted_after_stripe_answered_is_not_repeated(stripe_sandb
 
 def test_a_create_interrupted_before_stripe_answered_creates_once(stripe_sandbox):
     customer = CustomerFactory(email="early@example.com")
-    catalog.integration_begin_create(item_id=customer.pk, integration_type="stripe", key="synchub-e2-create")
+    begin_create(customer, key="synchub-e2-create")
     push(customer.pk, event_id="e3")
     assert len(remote_customers(stripe_sandbox, "early@example.com")) == 1
 
@@ -343,3 +349,63 @@ def test_stripe_calls_are_timed_by_outcome(stripe_sandbox):
         stripe_sandbox.v1.customers.update("cus_missing", params={"name": "x"})
     assert observed("POST", "ok") > ok_before
     assert observed("POST", "4xx") > missing_before
+
+
+def _changes(customers, action: str = "upsert") -> list[dict]:
+    return [{"item_id": c.pk, "action": action, "event_id": uuid.uuid4().hex} for c in customers]
+
+
+def test_a_batch_of_changes_costs_the_same_statements_whatever_its_size(stripe_sandbox):
+    """The worker hands the Stripe push whole batches: reading and recording them takes a fixed
+    number of SQL statements, not a few per change."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.stripe.services import customers_push
+
+    statements = []
+    for size in (2, 12):
+        customers = CustomerFactory.create_batch(size)
+        with CaptureQueriesContext(connection) as queries:
+            results = customers_push(_changes(customers))
+        assert [r.action for r in results] == ["created"] * size
+        statements.append(len(queries))
+        with CaptureQueriesContext(connection) as queries:
+            for customer in customers:
+                customer.name += " renamed"
+                customer.save()
+        with CaptureQueriesContext(connection) as queries:
+            results = customers_push(_changes(customers))
+        assert [r.action for r in results] == ["updated"] * size
+        statements.append(len(queries))
+        for customer in customers:
+            mapping = mapping_of(customer)
+            assert mapping.status == SyncStatus.SYNCED
+            assert stripe_sandbox.v1.customers.retrieve(mapping.integration_id).name == customer.name
+    assert statements[0] == statements[2] and statements[1] == statements[3], statements
+
+
+def test_a_batch_mixes_outcomes_and_reports_each(stripe_sandbox):
+    kept, gone, deleted_in_stripe = CustomerFactory.create_batch(3)
+    linked = CustomerFactory()
+    push(linked.pk)
+    remote_id = mapping_of(linked).integration_id
+    gone_id = gone.pk
+    gone.delete()
+    CatalogIntegration.objects.filter(catalog_item=deleted_in_stripe).update(integration_id="cus_missing_in_stripe")
+
+    from integrations.stripe.services import customers_push
+
+    changes = _changes([kept]) + [{"item_id": gone_id, "action": "upsert", "event_id": "e-gone"}]
+    changes += _changes([deleted_in_stripe]) + [
+        {"item_id": linked.pk, "action": "delete", "event_id": "e-del", "external_id": remote_id}
+    ]
+    results = customers_push(changes)
+
+    assert results[0].action == "created" and mapping_of(kept).status == SyncStatus.SYNCED
+    assert results[1].action == "skipped: deleted locally"
+    assert results[2].action == "unlinked: deleted in Stripe"
+    assert not CatalogIntegration.objects.filter(catalog_item=deleted_in_stripe).exists()
+    assert results[3].action == "deleted"
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_sandbox.v1.customers.retrieve(remote_id)

@@ -100,6 +100,66 @@ def test_one_keys_messages_keep_their_order(kafka):
     assert seen == list(range(30))
 
 
+def test_batch_handler_gets_distinct_keys_in_order_and_failures_stay_per_message(kafka):
+    """A batch handler sees each key at most once per call (so one item's changes keep their
+    order); one failing message is retried alone while the rest of its batch succeeds."""
+    batches: list[list[tuple[int, int]]] = []
+    failed_once: set[int] = set()
+
+    def handle_batch(batch: list[dict]) -> list:
+        batches.append([(kwargs["item_id"], kwargs["seq"]) for kwargs in batch])
+        outcomes: list = []
+        for kwargs in batch:
+            if kwargs["item_id"] == 3 and kwargs["seq"] == 0 and 3 not in failed_once:
+                failed_once.add(3)
+                outcomes.append(RuntimeError("item 3 failed once"))
+            else:
+                outcomes.append(SyncResult(action="done", item_id=kwargs["item_id"]))
+        return outcomes
+
+    job = task(name=unique("batched"), topic=unique("t"), key="item_id")(lambda **kwargs: None)
+    job.batch_hook(handle_batch)
+    for seq in range(3):
+        for item_id in range(10):
+            job.delay(item_id=item_id, seq=seq)
+    relay_batch()
+    run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=31)
+
+    handled = [pair for batch in batches for pair in batch]
+    assert len(handled) == 31  # 30 messages, item 3's first one twice
+    assert max(len(batch) for batch in batches) > 1  # batched, not one by one
+    for batch in batches:
+        keys = [item_id for item_id, _ in batch]
+        assert len(keys) == len(set(keys)), batch
+    for item_id in range(10):
+        if item_id != 3:
+            assert [seq for key, seq in handled if key == item_id] == [0, 1, 2]
+    trail = SyncEvent.objects.filter(task=job.name)
+    assert trail.filter(outcome="succeeded").count() == 30
+    assert list(trail.filter(outcome="retrying").values_list("item_id", "error")) == [
+        (3, "RuntimeError: item 3 failed once")
+    ]
+
+
+def test_a_batch_handler_that_raises_retries_every_message_of_the_batch(kafka):
+    calls: list[int] = []
+
+    def handle_batch(batch: list[dict]) -> list:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return [None] * len(batch)
+
+    job = task(name=unique("batched"), topic=unique("t"), key="item_id", max_attempts=2)(lambda **kwargs: None)
+    job.batch_hook(handle_batch)
+    for item_id in range(4):
+        job.delay(item_id=item_id)
+    relay_batch()
+    run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=8)
+    outcomes = list(SyncEvent.objects.filter(task=job.name).values_list("outcome", flat=True))
+    assert sorted(outcomes) == ["retrying"] * 4 + ["succeeded"] * 4
+
+
 def test_published_outbox_rows_are_pruned_after_retention(kafka):
     job = make_task(lambda **_: None)
     job.delay(item_id=1)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
 import stripe
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -20,14 +24,16 @@ from catalog.services import (
     customer_create,
     customer_email_taken,
     customer_update,
-    integration_begin_create,
     integration_for_item,
+    integrations_begin_create,
+    integrations_for_items,
     integration_get,
     integration_link,
     integration_record_agreed,
     integration_record_error,
     integration_record_synced,
     integration_remove,
+    integrations_record_synced,
     normalize_email,
 )
 from sync.audit import SyncResult
@@ -52,6 +58,32 @@ def _is_missing(exc: stripe.StripeError) -> bool:
 # --- Outward: local -> Stripe ---------------------------------------------------------------
 
 
+@dataclass
+class _Push:
+    """One outward change and what the database said about it before the Stripe calls."""
+
+    item_id: int
+    action: str
+    event_id: str
+    external_id: str | None = None
+    full: bool = False
+    customer: Customer | None = None
+    mapping: CatalogIntegration | None = None
+    create_key: str = ""
+    resumed: bool = False
+
+
+@dataclass
+class _Pushed:
+    """What Stripe did for one change, and what to record for it."""
+
+    result: SyncResult
+    confirmed_id: str = ""  # the Stripe customer that now matches; empty: nothing to record
+    agreed: dict[str, Any] | None = None
+    created: bool = False
+    unlinked: bool = False  # deleted in Stripe: drop the mapping
+
+
 def customer_push(
     *, item_id: int, action: str, event_id: str, external_id: str | None = None, full: bool = False
 ) -> SyncResult:
@@ -61,22 +93,127 @@ def customer_push(
     re-send the newest state. Sends only the fields changed since both sides last agreed, unless
     `full` (a staff resync) asks for every field.
     """
+    [outcome] = customers_push(
+        [{"item_id": item_id, "action": action, "event_id": event_id, "external_id": external_id, "full": full}]
+    )
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def customers_push(changes: list[dict[str, Any]]) -> list[SyncResult | Exception]:
+    """`customer_push` for many changes (of distinct customers) at once; returns, in order, each
+    change's result or the exception it failed with.
+
+    The database is read and written a few statements per batch, not per change, and the Stripe
+    calls run `STRIPE_WORKER_CONCURRENCY` at a time, so their latency overlaps.
+    """
+    pushes = [_Push(**change) for change in changes]
+    upserts = [push for push in pushes if push.action != ACTION_DELETE]
+    item_ids = [push.item_id for push in upserts]
+    customers = Customer.objects.in_bulk(item_ids)
+    mappings = integrations_for_items(item_ids=item_ids, integration_type=INTEGRATION_TYPE)
+    for push in upserts:
+        push.customer, push.mapping = customers.get(push.item_id), mappings.get(push.item_id)
+    creating = [push for push in upserts if push.customer and not (push.mapping and push.mapping.integration_id)]
+    begun = integrations_begin_create(
+        integration_type=INTEGRATION_TYPE,
+        keys={push.item_id: _idempotency(push.event_id, "create")["idempotency_key"] for push in creating},
+        mappings=mappings,
+    )
+    for push in creating:
+        push.create_key, push.resumed = begun[push.item_id]
+    outcomes = _in_parallel(_push_remote, pushes)
+    _record_pushed(pushes, outcomes)
+    return [_final(push, outcome) for push, outcome in zip(pushes, outcomes)]
+
+
+def _in_parallel(call, pushes: list[_Push]) -> list[_Pushed | Exception]:
+    def guarded(push: _Push) -> _Pushed | Exception:
+        try:
+            return call(push)
+        except Exception as exc:  # noqa: BLE001 - reported per change; the others go on
+            return exc
+
+    if len(pushes) <= 1:
+        return [guarded(push) for push in pushes]
+    return list(_stripe_call_pool().map(guarded, pushes))
+
+
+@cache
+def _stripe_call_pool() -> ThreadPoolExecutor:
+    # Threads only wait on Stripe here; every database access stays on the calling thread.
+    return ThreadPoolExecutor(max_workers=settings.STRIPE_WORKER_CONCURRENCY, thread_name_prefix="stripe-push")
+
+
+def _push_remote(push: _Push) -> _Pushed:
+    if push.action == ACTION_DELETE:
+        deleted = _delete_remote(push.external_id, push.event_id)
+        return _Pushed(SyncResult(action="deleted" if deleted else "already deleted", item_id=push.item_id,
+                                  external_id=push.external_id or ""))  # fmt: skip
+    if push.customer is None:
+        return _Pushed(SyncResult(action="skipped: deleted locally", item_id=push.item_id))  # its delete event removes it
+    if push.mapping is not None and push.mapping.integration_id:
+        return _update_remote(push.customer, push.mapping, push.event_id, full=push.full)
+    return _create_remote(push.customer, push.event_id, key=push.create_key, resumed=push.resumed)
+
+
+def _record_pushed(pushes: list[_Push], outcomes: list[_Pushed | Exception]) -> None:
+    """Write what Stripe confirmed, in one transaction; an item deleted meanwhile gets no
+    mapping, and a Stripe customer just created for it is deleted again (no orphan)."""
+    confirmed = {
+        push.item_id: (outcome.confirmed_id, outcome.agreed)
+        for push, outcome in zip(pushes, outcomes)
+        if isinstance(outcome, _Pushed) and outcome.confirmed_id
+    }
     try:
-        if action == ACTION_DELETE:
-            deleted = _delete_remote(external_id, event_id)
-            return SyncResult(action="deleted" if deleted else "already deleted", item_id=item_id,
-                              external_id=external_id or "")
-        return _upsert_remote(item_id, event_id, full=full)
-    except RETRYABLE_ERRORS as exc:
-        integration_record_error(item_id=item_id, integration_type=INTEGRATION_TYPE, error=str(exc), final=False)
-        raise
-    except stripe.StripeError as exc:
+        recorded = integrations_record_synced(integration_type=INTEGRATION_TYPE, confirmed=confirmed)
+    except IntegrityError:
+        # One item's record clashes (its Stripe id is linked elsewhere, or it vanished mid-way):
+        # record the others one by one, so only that one fails and is retried.
+        recorded = {}
+        for index, (push, outcome) in enumerate(zip(pushes, outcomes)):
+            if push.item_id in confirmed:
+                try:
+                    recorded |= integrations_record_synced(
+                        integration_type=INTEGRATION_TYPE, confirmed={push.item_id: confirmed[push.item_id]}
+                    )
+                except IntegrityError as exc:
+                    outcomes[index] = exc
+    for index, (push, outcome) in enumerate(zip(pushes, outcomes)):
+        if not isinstance(outcome, _Pushed):
+            continue
+        if outcome.unlinked:
+            integration_remove(integration_type=INTEGRATION_TYPE, integration_id=outcome.result.external_id)
+        elif outcome.confirmed_id and push.item_id not in recorded and push.item_id in confirmed:
+            if outcome.created:
+                try:
+                    _delete_remote(outcome.confirmed_id, push.event_id)
+                except Exception as exc:  # noqa: BLE001 - retried: the create is found again, then deleted
+                    outcomes[index] = exc
+                    continue
+                outcomes[index] = _Pushed(SyncResult(action="created, then deleted: deleted locally meanwhile",
+                                                     item_id=push.item_id, external_id=outcome.confirmed_id))  # fmt: skip
+            else:
+                outcomes[index] = _Pushed(SyncResult(action="skipped: deleted locally", item_id=push.item_id))
+
+
+def _final(push: _Push, outcome: _Pushed | Exception) -> SyncResult | Exception:
+    if isinstance(outcome, _Pushed):
+        return outcome.result
+    if isinstance(outcome, RETRYABLE_ERRORS):
+        integration_record_error(item_id=push.item_id, integration_type=INTEGRATION_TYPE, error=str(outcome), final=False)
+    elif isinstance(outcome, stripe.StripeError):
         # A client error (bad data, bad key): retrying the same request cannot succeed, and a
         # rejected create created nothing.
         integration_record_error(
-            item_id=item_id, integration_type=INTEGRATION_TYPE, error=str(exc), final=True, create_rejected=True
-        )
-        raise PermanentTaskError(str(exc)) from exc
+            item_id=push.item_id, integration_type=INTEGRATION_TYPE, error=str(outcome), final=True,
+            create_rejected=True,
+        )  # fmt: skip
+        error = PermanentTaskError(str(outcome))
+        error.__cause__ = outcome
+        return error
+    return outcome
 
 
 def customer_push_failed(*, item_id: int, error: str) -> None:
@@ -116,17 +253,7 @@ def _delete_remote(external_id: str | None, event_id: str) -> bool:
     return True
 
 
-def _upsert_remote(item_id: int, event_id: str, *, full: bool) -> SyncResult:
-    customer = Customer.objects.filter(pk=item_id).first()
-    if customer is None:
-        return SyncResult(action="skipped: deleted locally", item_id=item_id)  # its delete event removes it
-    mapping = integration_for_item(item_id=item_id, integration_type=INTEGRATION_TYPE)
-    if mapping is not None and mapping.integration_id:
-        return _update_remote(customer, mapping, event_id, full=full)
-    return _create_remote(customer, event_id)
-
-
-def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: str, *, full: bool) -> SyncResult:
+def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: str, *, full: bool) -> _Pushed:
     current = local_fields(customer)
     agreed = mapping.synced_fields
     changed = current if full or not agreed else {f: v for f, v in current.items() if f not in agreed or agreed[f] != v}
@@ -140,25 +267,18 @@ def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: st
             if not _is_missing(exc):
                 raise
             # Deleted in Stripe: like a `customer.deleted` webhook, unlink and keep the local row.
-            integration_remove(integration_type=INTEGRATION_TYPE, integration_id=mapping.integration_id)
-            return SyncResult(action="unlinked: deleted in Stripe", item_id=customer.pk,
-                              external_id=mapping.integration_id)
-    integration_record_synced(
-        item_id=customer.pk,
-        integration_type=INTEGRATION_TYPE,
-        integration_id=mapping.integration_id,
-        agreed_fields=changed,
+            return _Pushed(SyncResult(action="unlinked: deleted in Stripe", item_id=customer.pk,
+                                      external_id=mapping.integration_id), unlinked=True)  # fmt: skip
+    return _Pushed(
+        SyncResult(action="updated" if changed else "unchanged", item_id=customer.pk, external_id=mapping.integration_id),
+        confirmed_id=mapping.integration_id,
+        agreed=changed,
     )
-    return SyncResult(action="updated" if changed else "unchanged", item_id=customer.pk,
-                      external_id=mapping.integration_id)
 
 
-def _create_remote(customer: Customer, event_id: str) -> SyncResult:
+def _create_remote(customer: Customer, event_id: str, *, key: str, resumed: bool) -> _Pushed:
     client = stripe_client()
     current = local_fields(customer)
-    key, resumed = integration_begin_create(
-        item_id=customer.pk, integration_type=INTEGRATION_TYPE, key=_idempotency(event_id, "create")["idempotency_key"]
-    )
     remote = _created_before(client, customer) if resumed else None
     if remote is None:
         try:
@@ -176,19 +296,8 @@ def _create_remote(customer: Customer, event_id: str) -> SyncResult:
         # An earlier attempt created it with older values.
         params = _stripe_params({f: v for f, v in current.items() if created[f] != v})
         client.v1.customers.update(remote.id, params=params, options=_idempotency(event_id, "update", params))
-    try:
-        with transaction.atomic():
-            integration_record_synced(
-                item_id=customer.pk, integration_type=INTEGRATION_TYPE, integration_id=remote.id, agreed_fields=current
-            )
-    except IntegrityError:
-        if Customer.objects.filter(pk=customer.pk).exists():
-            raise
-        # Deleted locally while we were creating it: do not leave an orphan in Stripe.
-        _delete_remote(remote.id, event_id)
-        return SyncResult(action="created, then deleted: deleted locally meanwhile", item_id=customer.pk,
-                          external_id=remote.id)
-    return SyncResult(action="created", item_id=customer.pk, external_id=remote.id)
+    return _Pushed(SyncResult(action="created", item_id=customer.pk, external_id=remote.id),
+                   confirmed_id=remote.id, agreed=current, created=True)  # fmt: skip
 
 
 def _created_before(client: stripe.StripeClient, customer: Customer) -> stripe.Customer | None:

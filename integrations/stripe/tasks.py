@@ -21,6 +21,11 @@ def push_customer_to_stripe(
     )
 
 
+@push_customer_to_stripe.batch_hook
+def _push_batch(changes: list[dict[str, Any]]) -> list[SyncResult | Exception]:
+    return services.customers_push(changes)
+
+
 @push_customer_to_stripe.on_dead_letter_hook
 def _push_dead_lettered(message: TaskMessage) -> None:
     services.customer_push_failed(item_id=message.kwargs["item_id"], error=message.last_error)
