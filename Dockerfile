@@ -16,4 +16,4 @@ RUN useradd --system --uid 1000 synchub && mkdir /metrics && chown -R synchub /a
 USER synchub
 
 EXPOSE 8000
-CMD ["gunicorn", "synchub.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "synchub.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]

@@ -74,10 +74,24 @@ def test_body_changed_after_signing_is_rejected(kafka, webhook_secret):
 
 
 def test_signed_but_malformed_payload_is_a_400(kafka, webhook_secret):
-    for body in [b"{not json", json.dumps({"type": "customer.created", "id": "evt_1"}).encode()]:
+    before = len(inward_messages(0))
+    malformed = [
+        b"{not json",
+        b"[]",
+        b"\xff\xfe",
+        {"type": "customer.created", "id": "evt_1"},
+        {"type": "customer.created", "id": "evt_2", "data": []},
+        {"type": "customer.updated", "id": "evt_3", "data": {"object": {"name": "no id"}}},
+        {"type": "customer.updated", "id": 4, "data": {"object": {"id": "cus_1"}}},
+        {"type": "customer.updated", "id": "evt_5", "created": "yesterday", "data": {"object": {"id": "cus_1"}}},
+    ]
+    for body in malformed:
+        body = body if isinstance(body, bytes) else json.dumps(body).encode()
         response = post(body, stripe_signature(body, webhook_secret))
         assert response.status_code == 400, body
+        assert response.json()["detail"] in {"Malformed JSON payload.", "Not a well-formed Stripe event."}
     assert not OutboxMessage.objects.exists()
+    assert len(inward_messages(before)) == before
 
 
 def test_other_event_types_are_acknowledged_and_ignored(kafka, webhook_secret):
