@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from .models import CatalogIntegration, CatalogItem, Customer, SyncStatus
@@ -140,10 +140,31 @@ def integrations_record_synced(
             mapping.last_error = ""
             mapping.pending_create_key = ""
             mapping.synced_fields = {**mapping.synced_fields, **(agreed_fields or {})}
-        updated = [mapping for mapping in mappings.values() if mapping.pk is not None]
-        CatalogIntegration.objects.bulk_update(updated, _RECORD_SYNCED_FIELDS)
+        _update_each([mapping for mapping in mappings.values() if mapping.pk is not None], _RECORD_SYNCED_FIELDS)
         CatalogIntegration.objects.bulk_create(created)
     return mappings
+
+
+def _update_each(mappings: list[CatalogIntegration], fields: list[str]) -> None:
+    """Save `fields` of each mapping: one plain UPDATE per row, sent together (executemany).
+
+    `bulk_update` would say it in one statement, but it builds a CASE expression per row and
+    field, which cost the Stripe worker ~2.5 ms of CPU per change, more than all else it does.
+    """
+    if not mappings:
+        return
+    connection = connections[CatalogIntegration.objects.db]
+    quote = connection.ops.quote_name
+    meta = CatalogIntegration._meta
+    columns = [meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [column.get_db_prep_save(getattr(mapping, column.attname), connection) for column in columns] + [mapping.pk]
+        for mapping in mappings
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 _RECORD_SYNCED_FIELDS = [
@@ -184,7 +205,7 @@ def integrations_begin_create(
         mapping.pending_create_key, mapping.updated_at = key, now
         begun[item_id] = (key, False)
     with transaction.atomic():
-        CatalogIntegration.objects.bulk_update(fresh, ["pending_create_key", "updated_at"])
+        _update_each(fresh, ["pending_create_key", "updated_at"])
         CatalogIntegration.objects.bulk_create(missing, ignore_conflicts=True)
     return begun
 
