@@ -1,6 +1,29 @@
-from django.db import models
+from typing import Any
+
+from django.db import connections, models
+from django.utils import timezone
 
 from catalog.models import CatalogItem
+
+
+class OutboxMessageManager(models.Manager):
+    def append(self, *, topic: str, key: str, payload: dict[str, Any]) -> None:
+        """Add one unpublished message, in the caller's transaction.
+
+        A plain INSERT rather than `create()`: every `.delay()` and every catalog change runs
+        this, and the ORM's model and query building cost three times the statement itself.
+        """
+        connection = connections[self.db]
+        meta = self.model._meta
+        quote = connection.ops.quote_name
+        fields = [meta.get_field(name) for name in ("topic", "key", "payload", "created_at")]
+        values = [topic, key, payload, timezone.now()]
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [field.get_db_prep_save(value, connection) for field, value in zip(fields, values)])
 
 
 class OutboxMessage(models.Model):
@@ -15,6 +38,8 @@ class OutboxMessage(models.Model):
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OutboxMessageManager()
 
     class Meta:
         ordering = ["id"]

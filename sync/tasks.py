@@ -125,7 +125,7 @@ class Task:
         return message.id
 
     def _store_in_outbox(self, message: TaskMessage) -> None:
-        OutboxMessage.objects.create(topic=self.topic, key=self.message_key(message), payload=message.__dict__)
+        OutboxMessage.objects.append(topic=self.topic, key=self.message_key(message), payload=message.__dict__)
 
     def on_dead_letter_hook(self, on_dead_letter: Callable[[TaskMessage], None]) -> Callable[[TaskMessage], None]:
         """Decorator: run `on_dead_letter(message)` when a message of this task is dead-lettered."""
