@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from sync.views import health, metrics
 
 urlpatterns = [
+    # First: the busiest endpoint (Stripe's webhook storms) should not be tried against every
+    # other pattern before it matches.
+    path("webhooks/", include("integrations.stripe.urls")),
     path("", include("console.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("catalog.urls")),
@@ -12,7 +15,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("webhooks/", include("integrations.stripe.urls")),
     path("health", health, name="health"),
     path("metrics", metrics, name="metrics"),
 ]

@@ -9,6 +9,7 @@ from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -27,6 +28,8 @@ class StripeWebhookView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # Stripe reads JSON only; the browsable API's renderers would be built for every webhook.
+    renderer_classes = [JSONRenderer]
 
     @extend_schema(
         summary="Stripe webhook endpoint",
