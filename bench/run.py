@@ -167,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
                 use_hub(hub)
                 say("scenarios 2, 3, 6: drain, latency, memory")
                 loads.append(("2", load()))
-                # Two drains of 10,000 (20,000 events for the Stripe worker's memory figure) and a
-                # 1,000-event inward drain: what fits the ~15 minutes at this machine's rates.
+                # Two drains of 10,000 and an inward drain of 20,000: each worker's memory figure
+                # after 20,000 events.
                 result.extend(drain.run(hub, runs=1 if quick else 2, changes=2_000 if quick else 10_000,
                                         scale_changes=2_000 if quick else 5_000, rate_limit=25,
                                         latency_samples=20 if quick else 100,
-                                        inward_events=500 if quick else 1_000))  # fmt: skip
+                                        inward_events=500 if quick else 20_000))  # fmt: skip
         if "4" in only:
             with guarded(result, "4", failures), Hub(db=db, workdir=workdir, name="tasks") as hub:
                 hub.start_services()
