@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from .common import Result, median, percentile, runs_text, say
+from .common import Result, median, percentile, runs_text, say, settle
 from .data import insert_customers
 from .hub import Hub
 
@@ -22,6 +22,7 @@ def run(hub: Hub, *, total: int, runs: int, requests_per_run: int) -> Result:
     have = Customer.objects.count()
     if have < total:
         insert_customers(count=total - have, prefix="api")
+        settle()
     count = Customer.objects.count()
     user, _ = get_user_model().objects.get_or_create(username="bench-api", defaults={"is_staff": True})
     token, _ = Token.objects.get_or_create(user=user)

@@ -33,6 +33,36 @@ class Result:
         self.notes.extend(other.notes)
 
 
+def cpu_busy(seconds: float) -> float:
+    """Share of all CPUs busy (not idle or waiting on I/O) over the next `seconds`."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        return sum(values), values[3] + values[4]
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total2, idle2 = sample()
+    return 1 - (idle2 - idle) / max(1, total2 - total)
+
+
+def settle(*, max_wait: float = 60.0) -> None:
+    """Start a measurement on a quiet machine: run the database's upkeep after a bulk load
+    (vacuum, analyze, checkpoint) now rather than in the middle of the next scenario (that cost
+    intake and drain runs a third of their rate), then wait until the CPUs are mostly idle."""
+    from django.db import connection
+
+    started = time.monotonic()
+    with connection.cursor() as cursor:  # autocommit: VACUUM cannot run in a transaction
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")
+    busy = cpu_busy(1.0)
+    while busy > 0.15 and time.monotonic() - started < max_wait:
+        busy = cpu_busy(1.0)
+    say(f"settled in {time.monotonic() - started:.0f} s (CPUs {100 * busy:.0f}% busy)")
+
+
 def say(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 

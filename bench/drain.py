@@ -17,7 +17,7 @@ import uuid
 import psycopg
 import requests
 
-from .common import Result, median, percentile, runs_text, say
+from .common import Result, median, percentile, runs_text, say, settle
 from .data import customer_event, insert_customers, sign, stripe_customer
 from .hub import WEBHOOK_SECRET, Hub, cpu_seconds, rss_kb
 
@@ -120,18 +120,21 @@ def standin(hub: Hub, method: str, path: str, **kwargs):
 
 
 def growth_per_1000(samples, name: str, start_after: int) -> tuple[float, int, int]:
-    """RSS growth (kB) per 1,000 handled events: the median RSS of the last quarter of the
-    samples past `start_after` events (after warm-up) against that of the first quarter, per
-    1,000 events between them (medians, so the allocator's saw-tooth does not read as growth);
-    and the RSS and event count at the last sample."""
+    """RSS growth (kB) per 1,000 handled events after warm-up (`start_after` events): the peak RSS
+    over the second half of the events against the peak over the first half. Peaks, because RSS
+    saw-tooths by ~10 MB as batches come and go: comparing points (or medians of quarters)
+    measured where in the saw-tooth they fell, not growth; a leak raises every later peak.
+    Also returns the RSS and event count at the last sample."""
     points = [(done, rss[name]) for _, done, rss in samples if done >= start_after and rss.get(name)]
     if len(points) < 8:
         return float("nan"), (points[-1][1] if points else 0), (points[-1][0] if points else 0)
-    quarter = len(points) // 4
-    head, tail = points[:quarter], points[-quarter:]
-    events = median(d for d, _ in tail) - median(d for d, _ in head)
-    growth = median(r for _, r in tail) - median(r for _, r in head)
-    return (1000 * growth / events if events else float("nan")), points[-1][1], points[-1][0]
+    middle = (points[0][0] + points[-1][0]) / 2
+    first = [rss for done, rss in points if done <= middle]
+    second = [rss for done, rss in points if done > middle]
+    if not first or not second:
+        return float("nan"), points[-1][1], points[-1][0]
+    events = points[-1][0] - points[0][0]
+    return 1000 * (max(second) - max(first)) / (events / 2), points[-1][1], points[-1][0]
 
 
 # --- scenarios --------------------------------------------------------------------------------
@@ -321,6 +324,7 @@ def latency(hub: Hub, *, samples: int) -> Result:
 
     # Signed webhook -> local row changed, on customers linked to `cus_lat{n}`.
     first, _ = insert_customers(count=samples, linked=samples, prefix=LATENCY_PREFIX)
+    settle()
     hook_latencies = []
     with psycopg.connect(hub.db.dsn, autocommit=True) as connection:
         for n in range(1, samples + 1):
@@ -381,6 +385,7 @@ def inward_memory(hub: Hub, *, events: int) -> Result:
 
     result = Result()
     insert_customers(count=events, linked=events, prefix=MEMORY_PREFIX)
+    settle()
     inbox_before = scalar(hub, "SELECT COUNT(*) FROM sync_inboxevent")
     now = int(time.time())
     published = time.time()

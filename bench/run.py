@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .common import Result, say
+from .common import Result, say, settle
 from .hub import BASE_DIR, BenchDatabase, Hub
 
 SCENARIOS = ("1", "2", "3", "4", "5", "6")
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                     loads.append(("1", load()))
                     customers = 4_000 if quick else 30_000
                     insert_customers(count=customers + 3_000, linked=customers + 3_000, prefix=webhooks.PREFIX)
+                    settle()
                     result.extend(webhooks.run(hub, customers=customers, warmup=3_000, runs=runs,
                                                seconds=3 if quick else 10, connections=8))  # fmt: skip
                 if "5" in only:
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     hub.start(name)
                 use_hub(hub)
                 say("scenarios 2, 3, 6: drain, latency, memory")
+                settle()
                 loads.append(("2", load()))
                 # Two drains of 10,000 and an inward drain of 20,000: each worker's memory figure
                 # after 20,000 events.
@@ -179,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 hub.start("relay")
                 use_hub(hub)
                 say("scenario 4: task layer vs Celery")
+                settle()
                 loads.append(("4", load()))
                 result.extend(tasks_vs_celery.run(hub, runs=runs, count=1_000 if quick else 5_000))
     finally:

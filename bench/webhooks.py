@@ -11,7 +11,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from .common import Result, median, runs_text, say
+from .common import Result, median, runs_text, say, settle
 from .data import signed_update_bodies
 from .hub import WEBHOOK_SECRET, Hub
 
@@ -62,6 +62,7 @@ def run(hub: Hub, *, customers: int, warmup: int, runs: int, seconds: int, conne
             bodies_file, signed_update_bodies(count=customers, prefix=PREFIX, run=tag + "m", secret=WEBHOOK_SECRET)
         )
         for label, path, into in (("ours", "/webhooks/stripe", ours), ("sync", "/bench/webhooks/stripe-sync", peer)):
+            settle(max_wait=20)  # the peer's database writes leave upkeep behind; each starts quiet
             stats = wrk(hub.base_url + path, bodies_file=bodies_file, threads=2, connections=connections, seconds=seconds)
             into.append(stats)
             say(

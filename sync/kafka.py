@@ -71,7 +71,7 @@ class _Producer:
                 "linger.ms": settings.KAFKA_PRODUCER_LINGER_MS,
                 "message.timeout.ms": int(settings.KAFKA_PUBLISH_TIMEOUT_SECONDS * 1000),
                 "socket.timeout.ms": settings.KAFKA_REQUEST_TIMEOUT_MS,
-                "logger": logging.getLogger("sync.kafka.librdkafka"),
+                "logger": logging.getLogger("kafka.librdkafka"),  # under KAFKA_LOG_LEVEL
             }
         )
         self._closed = threading.Event()

@@ -173,7 +173,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"kafka": {"level": env("KAFKA_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "kafka": {"level": env("KAFKA_LOG_LEVEL", default="WARNING")},
+        # The stripe library logs two INFO lines per API call; the audit trail and the request
+        # metrics already record every call, so only its warnings are kept.
+        "stripe": {"level": env("STRIPE_LOG_LEVEL", default="WARNING")},
+    },
 }
 
 # --- HTTPS and cookies (production defaults whenever DEBUG is off; `manage.py check --deploy`) ---
