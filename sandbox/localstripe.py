@@ -7,7 +7,7 @@ import argparse
 import signal
 import sys
 
-from .processes import localstripe_command, register_localstripe_webhook, start, stop, wait_for_port
+from .processes import localstripe_command, register_localstripe_webhook, start, wait_for_port
 
 
 def main() -> int:
@@ -18,8 +18,10 @@ def main() -> int:
     args = parser.parse_args()
 
     child = start(localstripe_command(args.port))
-    signal.signal(signal.SIGTERM, lambda *_: stop(child))
-    signal.signal(signal.SIGINT, lambda *_: stop(child))
+    # Only pass the signal on: the main thread is inside child.wait() and returns once the child
+    # exits. Waiting in the handler as well deadlocked on Popen's wait lock until honcho's SIGKILL.
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    signal.signal(signal.SIGINT, lambda *_: child.terminate())
     wait_for_port(args.port)
     register_localstripe_webhook(stripe_port=args.port, url=args.webhook_url, secret=args.webhook_secret)
     print(f"localstripe on http://127.0.0.1:{args.port}, webhooks -> {args.webhook_url}", flush=True)
