@@ -54,3 +54,33 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
     procfile = (BASE_DIR / "Procfile").read_text()
     for name in ("run_outbox_relay", "run_stripe_worker", "run_inward_sync_worker"):
         assert name in procfile
+
+
+def test_sandbox_localstripe_stops_promptly_on_ctrl_c():
+    """`make run`'s Ctrl-C reaches the localstripe wrapper as SIGINT: it must stop its child and
+    exit, not hang until the process manager kills it."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from sandbox.processes import free_port, wait_for_port
+
+    port = free_port()
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.localstripe", "--port", str(port),
+         "--webhook-url", "http://127.0.0.1:9/webhooks/stripe", "--webhook-secret", "whsec_test"],
+        cwd=BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        started = time.monotonic()
+        wrapper.send_signal(signal.SIGINT)
+        wrapper.wait(timeout=5)
+        assert time.monotonic() - started < 5
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "localstripe still listening"
