@@ -14,7 +14,7 @@ import requests
 from honcho.environ import parse_procfile
 
 from sandbox.databases import ScratchDatabase
-from sandbox.processes import free_port, start, stop, tansu_command, wait_for_port
+from sandbox.processes import free_port, hub_environment, run_manage, start, stop, tansu_command, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_bench_secret"
@@ -43,32 +43,17 @@ class Hub:
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
-        self.env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONUNBUFFERED": "1",
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
-            "DATABASE_URL": db.url,
-            "SECRET_KEY": "bench-secret-key",
-            "DEBUG": "false",
-            # Plain HTTP on loopback (in production TLS ends in the proxy in front).
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "WARNING",
-            "PORT": str(self.web_port),
-            "WEB_CONCURRENCY": "2",
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
-            "KAFKA_API_VERSION": "2.5.0",
-            # Tansu holds a group's first join for the rebalance timeout: keep it short.
-            "KAFKA_MAX_POLL_INTERVAL_MS": "4000",
-            "KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
-            "STRIPE_API_KEY": "sk_test_bench",
-            "STRIPE_API_BASE": self.stripe_base,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_TIMEOUT_SECONDS": "10",
-            "STATIC_ROOT": str(workdir / "static"),
-            **(env or {}),
-        }
+        self.env = hub_environment(
+            database_url=db.url,
+            secret_key="bench-secret-key",
+            web_port=self.web_port,
+            kafka_bootstrap=f"127.0.0.1:{self.kafka_port}",
+            stripe_api_key="sk_test_bench",
+            stripe_api_base=self.stripe_base,
+            webhook_secret=WEBHOOK_SECRET,
+            static_root=workdir / "static",
+            extra={"DJANGO_SETTINGS_MODULE": "bench.settings", "LOG_LEVEL": "WARNING", **(env or {})},
+        )
         self.commands = parse_procfile((BASE_DIR / "Procfile").read_text()).processes
         self.processes: dict[str, subprocess.Popen] = {}
         self.on_close: list = []  # called before the processes stop (e.g. drop Kafka clients)
@@ -77,12 +62,7 @@ class Hub:
         return self.workdir / f"{self.name}-{name}.log"
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env, capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+        return run_manage(*args, env=self.env)
 
     def start_services(self, *, stripe_args: tuple[str, ...] = ()) -> None:
         self.processes["kafka"] = start(tansu_command(self.kafka_port), log_path=self.log("kafka"))

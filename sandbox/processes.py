@@ -15,6 +15,60 @@ import urllib.request
 from pathlib import Path
 
 
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def hub_environment(
+    *,
+    database_url: str,
+    secret_key: str,
+    web_port: int,
+    kafka_bootstrap: str,
+    stripe_api_key: str,
+    stripe_api_base: str,
+    webhook_secret: str,
+    static_root: Path,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a hub whose Procfile processes run on this machine against a Tansu
+    broker (the end-to-end tests' hubs and the benchmark's): production settings (DEBUG off)
+    except plain HTTP on loopback, and Tansu's short group timeouts. `extra` overrides."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secret_key,
+        "DEBUG": "false",
+        # Plain HTTP on loopback (in production TLS ends in the proxy in front).
+        "SECURE_SSL_REDIRECT": "false",
+        "PORT": str(web_port),
+        "WEB_CONCURRENCY": "2",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_API_VERSION": "2.5.0",
+        # Tansu holds a group's first join for the rebalance timeout: keep it short.
+        "KAFKA_MAX_POLL_INTERVAL_MS": "4000",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        "STRIPE_API_KEY": stripe_api_key,
+        "STRIPE_API_BASE": stripe_api_base,
+        "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        "STRIPE_TIMEOUT_SECONDS": "10",
+        "STATIC_ROOT": str(static_root),
+        **(extra or {}),
+    }
+
+
+def run_manage(*args: str, env: dict[str, str]) -> str:
+    """`manage.py args` in a process of its own with `env`; its output, or RuntimeError."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

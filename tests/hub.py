@@ -3,7 +3,6 @@ localstripe, and the Procfile's processes (gunicorn, relay, workers) as real pro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 import signal
@@ -18,8 +17,10 @@ from honcho.environ import parse_procfile
 from sandbox.databases import ScratchDatabase
 from sandbox.processes import (
     free_port,
+    hub_environment,
     localstripe_command,
     register_localstripe_webhook,
+    run_manage,
     start,
     stop,
     tansu_command,
@@ -54,35 +55,26 @@ class Hub:
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
-        self.env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONUNBUFFERED": "1",
-            "DATABASE_URL": self.db.url,
-            "SECRET_KEY": "e2e-secret-key",
-            "DEBUG": "false",
-            "PORT": str(self.web_port),
-            "WEB_CONCURRENCY": "2",
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_public_port}",
-            "KAFKA_API_VERSION": "2.5.0",
-            "KAFKA_MAX_POLL_INTERVAL_MS": "4000",
-            "KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
-            "STRIPE_API_KEY": "sk_test_e2e",
-            "STRIPE_API_BASE": self.stripe_proxy.base if self.stripe_proxy else self.stripe_base,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_TIMEOUT_SECONDS": "10",
-            "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
-            "SYNC_RETRY_BACKOFF_MAX_SECONDS": "2",
-            "STATIC_ROOT": str(workdir / "static"),
-            # Plain HTTP on this machine.
-            "SECURE_SSL_REDIRECT": "false",
-            "SESSION_COOKIE_SECURE": "false",
-            "CSRF_COOKIE_SECURE": "false",
-            "SECURE_HSTS_SECONDS": "0",
-            "LOG_FORMAT": "plain",
-            **(extra_env or {}),
-        }
+        self.env = hub_environment(
+            database_url=self.db.url,
+            secret_key="e2e-secret-key",
+            web_port=self.web_port,
+            kafka_bootstrap=f"127.0.0.1:{self.kafka_public_port}",
+            stripe_api_key="sk_test_e2e",
+            stripe_api_base=self.stripe_proxy.base if self.stripe_proxy else self.stripe_base,
+            webhook_secret=WEBHOOK_SECRET,
+            static_root=workdir / "static",
+            extra={
+                "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
+                "SYNC_RETRY_BACKOFF_MAX_SECONDS": "2",
+                # Plain HTTP on this machine.
+                "SESSION_COOKIE_SECURE": "false",
+                "CSRF_COOKIE_SECURE": "false",
+                "SECURE_HSTS_SECONDS": "0",
+                "LOG_FORMAT": "plain",
+                **(extra_env or {}),
+            },
+        )
         self.commands = parse_procfile((BASE_DIR / "Procfile").read_text()).processes
         self.processes: dict[str, subprocess.Popen] = {}
         self.stripe = stripe.StripeClient("sk_test_e2e", base_addresses={"api": self.stripe_base})
@@ -91,12 +83,7 @@ class Hub:
     # --- lifecycle -------------------------------------------------------------------------
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env, capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+        return run_manage(*args, env=self.env)
 
     def setup(self) -> None:
         self.processes["kafka"] = start(
