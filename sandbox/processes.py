@@ -75,13 +75,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+def wait_for_port(
+    port: int, *, host: str = "127.0.0.1", timeout: float = 30.0, process: subprocess.Popen | None = None
+) -> None:
+    """Until something listens on the port; fails at once if `process` (the one that is to
+    listen) has exited, rather than waiting out the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise ChildProcessError(f"exited with {process.returncode} before listening on {port}") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
             time.sleep(0.05)
