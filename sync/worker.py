@@ -186,8 +186,8 @@ class Worker:
             yield group_task, group
 
     def _decode(self, topic: str, raw: bytes) -> tuple[TaskMessage | None, Task | None]:
-        """The record's message and task, or (None, None) for one this worker skips: undecodable
-        (dead-lettered as it is) or another worker's task."""
+        """The record's message and task; task None for a record this worker skips: undecodable
+        (message None too; dead-lettered as it is) or another worker's task."""
         try:
             message = TaskMessage.decode(raw)
         except (ValueError, TypeError) as exc:
@@ -200,10 +200,6 @@ class Worker:
             logger.debug("message for task %s is not this worker's; skipped", message.task)
             return message, None
         return message, task
-
-    def execute(self, task: Task, message: TaskMessage) -> None:
-        """Run one message's handler, as `execute_many` does, and save its audit row."""
-        sync_events_record(self.execute_many(task, [message]))
 
     def execute_many(self, task: Task, messages: list[TaskMessage]) -> list[SyncEvent]:
         """Run the handler on messages of distinct keys, route each failure to a retry or a dead

@@ -172,7 +172,7 @@ def _record_pushed(pushes: list[_Push], outcomes: list[_Pushed | Exception]) -> 
         # One item's record clashes (its Stripe id is linked elsewhere, or it vanished mid-way):
         # record the others one by one, so only that one fails and is retried.
         recorded = {}
-        for index, (push, outcome) in enumerate(zip(pushes, outcomes)):
+        for index, push in enumerate(pushes):
             if push.item_id in confirmed:
                 try:
                     recorded |= integrations_record_synced(
@@ -185,7 +185,7 @@ def _record_pushed(pushes: list[_Push], outcomes: list[_Pushed | Exception]) -> 
             continue
         if outcome.unlinked:
             integration_remove(integration_type=INTEGRATION_TYPE, integration_id=outcome.result.external_id)
-        elif outcome.confirmed_id and push.item_id not in recorded and push.item_id in confirmed:
+        elif outcome.confirmed_id and push.item_id not in recorded:
             if outcome.created:
                 try:
                     _delete_remote(outcome.confirmed_id, push.event_id)
