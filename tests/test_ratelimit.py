@@ -1,7 +1,5 @@
 """The client-side Stripe rate limit: a token bucket, on a fake clock (no real sleeps)."""
 
-import stripe
-
 from integrations.stripe.ratelimit import TokenBucket
 
 
@@ -66,47 +64,6 @@ def test_acquire_gives_up_after_its_timeout():
     assert limiter.acquire(timeout=0.25) is False
     assert clock.now - 1000.0 == pytest_approx(0.25)
     assert limiter.acquire(timeout=1.0) is True
-
-
-def test_stripe_client_takes_a_token_per_request(settings, monkeypatch):
-    from integrations.stripe import client as client_module
-
-    settings.STRIPE_RATE_LIMIT_PER_SECOND = 7
-    client_module.stripe_client.cache_clear()
-    try:
-        http_client = client_module.stripe_client()._requestor._client
-        assert isinstance(http_client, client_module.StripeHttpClient)
-        assert http_client.bucket is client_module.stripe_rate_limit() and http_client.bucket.rate == 7
-        taken = []
-        monkeypatch.setattr(http_client.bucket, "acquire", lambda timeout=None: taken.append(1) or True)
-        monkeypatch.setattr(
-            stripe.RequestsClient, "request", lambda self, method, url, headers, post_data=None: (b"{}", 200, {})
-        )
-        http_client.request("get", "http://127.0.0.1:9/v1/customers", {})
-        http_client.request("post", "http://127.0.0.1:9/v1/customers", {}, "name=x")
-        assert len(taken) == 2
-    finally:
-        client_module.stripe_client.cache_clear()
-
-    settings.STRIPE_RATE_LIMIT_PER_SECOND = 0
-    try:
-        assert client_module.stripe_client()._requestor._client.bucket is None
-    finally:
-        client_module.stripe_client.cache_clear()
-
-
-def test_stripe_client_reads_the_proxy_environment_once(monkeypatch):
-    from integrations.stripe.client import StripeHttpClient
-
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert StripeHttpClient(api_base="https://api.stripe.com")._proxy == {
-        "https": "http://proxy.invalid:3128"
-    }
-    assert StripeHttpClient(api_base="http://127.0.0.1:8420")._proxy is None
-    client = StripeHttpClient()
-    session = client.thread_session()
-    assert session.trust_env is False and client.thread_session() is session
 
 
 def pytest_approx(value: float):

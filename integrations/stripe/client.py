@@ -1,48 +1,85 @@
+import os
+import threading
 import time
 from functools import cache
+from io import BytesIO
+from typing import Mapping
 
-import requests
+import pycurl
 import stripe
 from django.conf import settings
+from requests.structures import CaseInsensitiveDict
 
 from sync.metrics import EXTERNAL_REQUESTS
 
 from . import INTEGRATION_TYPE
 from .ratelimit import TokenBucket
 
-STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
+# libcurl failures after which nothing (or not all) of the request reached Stripe, or its answer
+# was lost: the library retries them (with the same idempotency key) up to STRIPE_MAX_NETWORK_RETRIES.
+_RETRYABLE_CURL_ERRORS = frozenset(
+    {
+        pycurl.E_COULDNT_CONNECT,
+        pycurl.E_COULDNT_RESOLVE_HOST,
+        pycurl.E_COULDNT_RESOLVE_PROXY,
+        pycurl.E_OPERATION_TIMEDOUT,
+        pycurl.E_GOT_NOTHING,
+        pycurl.E_SEND_ERROR,
+        pycurl.E_RECV_ERROR,
+        pycurl.E_PARTIAL_FILE,
+    }
+)
 
 
-class StripeHttpClient(stripe.RequestsClient):
-    """`stripe.RequestsClient` that takes a token from `bucket` (if any) before every HTTP request,
-    including the library's own retries (each is a request Stripe counts), and records each
-    request's latency and outcome (`synchub_external_request_seconds`).
+class StripeHttpClient(stripe.HTTPClient):
+    """The stripe library's HTTP transport, on libcurl (pycurl) instead of requests.
 
-    It also reads the proxy environment (HTTPS_PROXY, NO_PROXY...) once, for the API's address,
-    instead of on every request: requests does that per call by walking the whole environment,
-    which cost about a tenth of a worker's CPU per Stripe call (bench/analysis.md).
+    Why: against a Stripe that answers at once, requests and its urllib3 pool cost 0.73 ms of
+    the worker's CPU per API call and libcurl 0.29 ms (bench/analysis.md); the outward drain is
+    bound by that CPU. The library's own `PycurlClient` shares one handle between threads and
+    fixes its timeout at 80 s, hence this one:
+
+    - one curl handle per thread, so each thread keeps its own connection alive;
+    - `timeout` seconds for the whole request (`STRIPE_TIMEOUT_SECONDS`);
+    - a token from `bucket` (if any) before every HTTP request, including the library's own
+      retries (each is a request Stripe counts);
+    - each request's latency and outcome in `synchub_external_request_seconds`;
+    - the proxy environment (`https_proxy`, `no_proxy`...) as libcurl reads it.
+
+    Errors where the request may not have reached Stripe, or its answer was lost, are raised as
+    retryable `APIConnectionError`s, so the library retries them with the same idempotency key.
     """
 
-    def __init__(self, *, bucket: TokenBucket | None = None, api_base: str = STRIPE_DEFAULT_API_BASE, **kwargs) -> None:
-        proxies = {k: v for k, v in requests.utils.get_environ_proxies(api_base).items() if k in ("http", "https")}
-        super().__init__(proxy=proxies or None, **kwargs)
+    name = "synchub-pycurl"
+
+    def __init__(self, *, bucket: TokenBucket | None = None, timeout: float = 80.0) -> None:
+        super().__init__(verify_ssl_certs=True)
         self.bucket = bucket
+        self.timeout_ms = max(1, round(timeout * 1000))
+        self._handles = threading.local()
 
-    def thread_session(self) -> requests.Session:
-        session = getattr(self._thread_local, "session", None)
-        if session is None:  # one per thread, as the library does, but without the env look-ups
-            session = self._thread_local.session = requests.Session()
-            session.trust_env = False
-        return session
+    def _curl(self) -> pycurl.Curl:
+        handle = getattr(self._handles, "curl", None)
+        if handle is None or self._handles.pid != os.getpid():  # a forked child opens its own
+            handle = self._handles.curl = pycurl.Curl()
+            self._handles.pid = os.getpid()
+        return handle
 
-    def request(self, method, url, headers, post_data=None):
-        self.thread_session()
+    def request(self, method: str, url: str, headers: Mapping[str, str], post_data=None):
+        content, status, response_headers = self._perform(method, url, headers, post_data)
+        return content.decode("utf-8"), status, response_headers
+
+    def request_stream(self, method: str, url: str, headers: Mapping[str, str], post_data=None):
+        content, status, response_headers = self._perform(method, url, headers, post_data)
+        return BytesIO(content), status, response_headers
+
+    def _perform(self, method: str, url: str, headers: Mapping[str, str], post_data) -> tuple[bytes, int, CaseInsensitiveDict]:
         if self.bucket is not None:
             self.bucket.acquire()
         started = time.monotonic()
         outcome = "network_error"
         try:
-            content, status, response_headers = super().request(method, url, headers, post_data)
+            content, status, response_headers = self._transfer(method, url, headers, post_data)
             outcome = "ok" if status < 400 else str(status) if status == 429 else f"{status // 100}xx"
             return content, status, response_headers
         finally:
@@ -50,11 +87,57 @@ class StripeHttpClient(stripe.RequestsClient):
                 time.monotonic() - started
             )
 
-    def request_stream(self, method, url, headers, post_data=None):
-        self.thread_session()
-        if self.bucket is not None:
-            self.bucket.acquire()
-        return super().request_stream(method, url, headers, post_data)
+    def _transfer(self, method: str, url: str, headers: Mapping[str, str], post_data) -> tuple[bytes, int, CaseInsensitiveDict]:
+        curl = self._curl()
+        curl.reset()  # options only; the handle keeps its open connection
+        body = BytesIO()
+        header_lines: list[bytes] = []
+        if method == "get":
+            curl.setopt(pycurl.HTTPGET, 1)
+        elif method == "post":
+            curl.setopt(pycurl.POST, 1)
+            curl.setopt(pycurl.POSTFIELDS, post_data or "")
+        else:
+            curl.setopt(pycurl.CUSTOMREQUEST, method.upper())
+        curl.setopt(pycurl.URL, url)
+        curl.setopt(pycurl.WRITEFUNCTION, body.write)
+        curl.setopt(pycurl.HEADERFUNCTION, header_lines.append)
+        curl.setopt(pycurl.HTTPHEADER, [f"{key}: {value}" for key, value in headers.items()])
+        curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: we run in threads
+        curl.setopt(pycurl.TIMEOUT_MS, self.timeout_ms)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, min(self.timeout_ms, 30_000))
+        if url.startswith("https:"):
+            curl.setopt(pycurl.CAINFO, stripe.ca_bundle_path)
+        try:
+            curl.perform()
+        except pycurl.error as exc:
+            code, message = exc.args
+            raise stripe.APIConnectionError(
+                f"Network error talking to Stripe ({url}): {message} (curl error {code})",
+                should_retry=code in _RETRYABLE_CURL_ERRORS,
+            ) from exc
+        return body.getvalue(), curl.getinfo(pycurl.RESPONSE_CODE), _parse_headers(header_lines)
+
+    def close(self) -> None:
+        handle = getattr(self._handles, "curl", None)
+        if handle is not None:
+            handle.close()
+            self._handles.curl = None
+
+
+def _parse_headers(lines: list[bytes]) -> CaseInsensitiveDict:
+    """The headers of the last response in `lines` (as libcurl hands them over, status lines
+    included), case-insensitive like requests' (the library looks up `Request-Id` and
+    `stripe-should-retry`)."""
+    headers: CaseInsensitiveDict = CaseInsensitiveDict()
+    for raw in lines:
+        line = raw.decode("iso-8859-1").rstrip("\r\n")
+        if line.startswith("HTTP/"):
+            headers = CaseInsensitiveDict()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            headers[key.strip()] = value.strip()
+    return headers
 
 
 def stripe_rate_limit() -> TokenBucket:
@@ -77,7 +160,6 @@ def stripe_client() -> stripe.StripeClient:
     bucket = stripe_rate_limit()
     http_client = StripeHttpClient(
         bucket=None if bucket.unlimited else bucket,
-        api_base=settings.STRIPE_API_BASE or STRIPE_DEFAULT_API_BASE,
         timeout=settings.STRIPE_TIMEOUT_SECONDS,
     )
     return stripe.StripeClient(
