@@ -5,7 +5,7 @@ transaction), instead of handing it to Kafka. Same framework, same checks, same 
 
 from typing import Any
 
-from rest_framework.response import Response
+from django.http import JsonResponse
 
 from integrations.stripe.services import stripe_customer_event, stripe_event_apply
 from integrations.stripe.views import StripeWebhookView
@@ -14,9 +14,9 @@ from integrations.stripe.views import StripeWebhookView
 class SyncStripeWebhookView(StripeWebhookView):
     """The same signature checks; the event is applied here, in the request."""
 
-    def handle_event(self, event: dict[str, Any]) -> Response:
+    def handle_event(self, event: dict[str, Any]) -> JsonResponse:
         arguments = stripe_customer_event(event)
         if arguments is not None:
             arguments.pop("stripe_customer_id")
             stripe_event_apply(**arguments)
-        return Response({"received": True, "id": event["id"]})
+        return JsonResponse({"received": True, "id": event["id"]})

@@ -149,6 +149,11 @@ SPECTACULAR_SETTINGS = {
         "SyncStatusEnum": "catalog.models.SyncStatus",
         "BulkRowStatusEnum": ["created", "updated", "error"],
     },
+    # Integrations' webhooks are plain Django views; each documents its own endpoint here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "integrations.stripe.openapi.document_webhook",
+    ],
 }
 
 # JSON lines (one object per record) for log collectors, or plain text for a terminal.

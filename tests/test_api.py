@@ -148,6 +148,14 @@ def test_openapi_schema_and_docs(api_client):
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 
 
+def test_openapi_schema_documents_the_webhook(api_client):
+    """The webhook is a plain Django view; the schema still describes it (signature header, answers)."""
+    operation = api_client.get("/api/schema?format=json").json()["paths"]["/webhooks/stripe"]["post"]
+    assert [p["name"] for p in operation["parameters"]] == ["Stripe-Signature"]
+    assert set(operation["responses"]) == {"200", "400", "405", "503"}
+    assert operation["security"] == []
+
+
 def test_sync_events_are_listed_filtered_and_paginated(api_client):
     from sync.models import SyncEvent
 

@@ -1,0 +1,57 @@
+"""The webhook endpoint in the OpenAPI schema (/docs). It is a plain Django view, which
+drf-spectacular does not see, so this postprocessing hook (SPECTACULAR_SETTINGS) adds it."""
+
+from typing import Any
+
+from django.urls import reverse
+
+_DETAIL = {
+    "application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}
+}
+
+WEBHOOK_OPERATION = {
+    "operationId": "webhooks_stripe_create",
+    "summary": "Stripe webhook endpoint",
+    "description": (
+        "Verifies the `Stripe-Signature` header against `STRIPE_WEBHOOK_SECRET` on the raw body, then "
+        "records `customer.created/updated/deleted` for the inward worker. Other event types are "
+        "acknowledged and ignored."
+    ),
+    "tags": ["webhooks"],
+    "security": [],
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "Stripe's signature of the raw body: `t=<unix time>,v1=<HMAC-SHA256 hex>`.",
+        }
+    ],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    "responses": {
+        "200": {
+            "description": "Recorded (or ignored: not a customer event)",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "received": {"type": "boolean"},
+                            "id": {"type": "string", "description": "The event's id"},
+                            "queued": {"type": "boolean", "description": "False when the event type is ignored"},
+                        },
+                    }
+                }
+            },
+        },
+        "400": {"description": "Missing or invalid signature, or malformed payload", "content": _DETAIL},
+        "405": {"description": "Any method but POST"},
+        "503": {"description": "Could not be recorded now; Stripe will deliver it again", "content": _DETAIL},
+    },
+}
+
+
+def document_webhook(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    result.setdefault("paths", {})[reverse("stripe-webhook")] = {"post": WEBHOOK_OPERATION}
+    return result
