@@ -16,4 +16,5 @@ RUN useradd --system --uid 1000 synchub && mkdir /metrics && chown -R synchub /a
 USER synchub
 
 EXPOSE 8000
-CMD ["gunicorn", "synchub.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+ENV WEB_HOST=0.0.0.0 WEB_CONCURRENCY=3
+CMD ["gunicorn", "synchub.wsgi", "-c", "python:synchub.gunicorn"]

@@ -30,6 +30,7 @@ def sandbox_environment(env: dict[str, str]) -> tuple[dict[str, str], list[tuple
     env = dict(env)
     services: list[tuple[str, str]] = []
     port = env.setdefault("PORT", "8000")
+    env.setdefault("WEB_ACCESS_LOG", "-")  # a developer watches the requests go by
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
         kafka_port = int(env.get("SANDBOX_KAFKA_PORT", SANDBOX_KAFKA_PORT))
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"

@@ -15,7 +15,12 @@ def variables_read_by(path: Path) -> set[str]:
 
 def test_env_example_lists_every_setting():
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
-    read = variables_read_by(BASE_DIR / "synchub" / "settings.py") | variables_read_by(BASE_DIR / "sandbox" / "run.py")
+    read = (
+        variables_read_by(BASE_DIR / "synchub" / "settings.py")
+        | variables_read_by(BASE_DIR / "synchub" / "gunicorn.py")
+        | variables_read_by(BASE_DIR / "sandbox" / "run.py")
+    )
+    assert {"WEB_HOST", "WEB_ACCESS_LOG"} <= read
     assert len(read) > 30
     assert read - documented == set()
 

@@ -64,3 +64,43 @@ def test_logs_are_json_lines_and_never_carry_secrets(tmp_path):
     ]
     assert all({"time", "level", "logger", "pid"} <= set(r) for r in records)
     assert "RuntimeError: failed with [redacted]" in records[-1]["exc_info"]
+
+
+def serve_once(tmp_path: Path, name: str, **env: str) -> str:
+    """Start the Procfile's web server, post one unsigned webhook (a 400), stop it; its log."""
+    import requests
+    from honcho.environ import parse_procfile
+
+    from sandbox.processes import free_port, start, stop, wait_for_port
+
+    command = parse_procfile((BASE_DIR / "Procfile").read_text()).processes["web"]
+    port = free_port()
+    log = tmp_path / f"{name}.log"
+    environment = {
+        **{k: v for k, v in os.environ.items() if k != "WEB_ACCESS_LOG"},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PORT": str(port),
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(8),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        **env,
+    }
+    server = start(["bash", "-c", f"exec {command}"], log_path=log, env=environment)
+    try:
+        wait_for_port(port, timeout=60, process=server)
+        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/stripe", data=b"{}", timeout=10)
+        assert answer.status_code == 400 and answer.json() == {"detail": "Missing Stripe-Signature header."}
+    finally:
+        stop(server)
+    return log.read_text()
+
+
+def test_the_web_server_logs_errors_always_and_each_request_only_when_asked(tmp_path):
+    quiet = serve_once(tmp_path, "quiet")
+    assert "Bad Request: /webhooks/stripe" in quiet  # Django's own warning for a 4xx
+    assert '"POST /webhooks/stripe HTTP/1.1" 400' not in quiet
+
+    logged = serve_once(tmp_path, "logged", WEB_ACCESS_LOG="-")
+    assert '"POST /webhooks/stripe HTTP/1.1" 400' in logged
