@@ -26,9 +26,9 @@ def customer_email_taken(*, email: str | None, exclude_id: int | None = None) ->
     return others.exists()
 
 
-def _save_customer(customer: Customer) -> Customer:
+def _save_customer(customer: Customer, *, email_changed: bool = True) -> Customer:
     customer.email = normalize_email(customer.email)
-    if customer_email_taken(email=customer.email, exclude_id=customer.pk):
+    if email_changed and customer_email_taken(email=customer.email, exclude_id=customer.pk):
         raise ValidationError({"email": [DUPLICATE_EMAIL_MESSAGE]})
     try:
         # A savepoint, so a concurrent duplicate caught by the database leaves the caller's
@@ -48,15 +48,16 @@ def customer_create(*, name: str = "", email: str | None = None) -> Customer:
 
 def customer_update(*, customer: Customer, **fields: object) -> Customer:
     """Apply `fields` (name, email) and save; a save with no actual change writes nothing."""
-    changed = False
+    changed = set()
     for field, value in fields.items():
         if field == "email":
             value = normalize_email(value)  # type: ignore[arg-type]
         if getattr(customer, field) != value:
             setattr(customer, field, value)
-            changed = True
+            changed.add(field)
     if changed:
-        _save_customer(customer)
+        # An unchanged email cannot newly collide: skip its look-up (one query per save).
+        _save_customer(customer, email_changed="email" in changed)
     return customer
 
 
@@ -68,11 +69,7 @@ def customer_delete(*, customer: Customer) -> None:
 
 
 def integration_get(*, integration_type: str, integration_id: str) -> CatalogIntegration | None:
-    return (
-        CatalogIntegration.objects.select_related("catalog_item")
-        .filter(integration_type=integration_type, integration_id=integration_id)
-        .first()
-    )
+    return CatalogIntegration.objects.filter(integration_type=integration_type, integration_id=integration_id).first()
 
 
 def integration_for_item(*, item_id: int, integration_type: str) -> CatalogIntegration | None:

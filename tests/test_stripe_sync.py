@@ -181,6 +181,25 @@ def test_updated_delivered_before_created_ends_with_the_newest_state():
     assert mapping_of_remote("cus_3").name == "Newer"
 
 
+def test_an_inward_rename_takes_a_fixed_few_statements():
+    """The inward worker applies events one transaction each: a rename of a linked customer reads
+    its inbox and mapping once, loads the customer once and skips the email look-up when the
+    email did not change."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    apply("customer.created", {"id": "cus_q", "name": "Before", "email": "q@example.com"})
+    with CaptureQueriesContext(connection) as queries:
+        apply("customer.updated", {"id": "cus_q", "name": "After", "email": "q@example.com"})
+    assert mapping_of_remote("cus_q").name == "After"
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # The inbox row (read, insert), earlier events (one aggregate), the mapping, the customer,
+    # its two tables' UPDATEs and the mapping's agreed fields.
+    assert len(statements) <= 8, "\n".join(statements)
+    assert sum('"catalog_catalogintegration"' in sql and sql.startswith("SELECT") for sql in statements) == 1
+    assert not any("LOWER" in sql for sql in statements)  # no email look-up
+
+
 def test_an_event_older_than_one_applied_is_ignored():
     now = int(time.time())
     apply("customer.created", {"id": "cus_o", "name": "First", "email": "o@example.com"}, created=now)

@@ -16,7 +16,7 @@ from datetime import timezone as dt_timezone
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 
 from catalog.models import CatalogIntegration, Customer, SyncStatus
 from catalog.selectors import customers_with_email
@@ -343,24 +343,28 @@ def stripe_event_apply(
         if not first_time:
             logger.info("stripe event %s already applied; skipped", event_id)
             return result("duplicate")
-        earlier = InboxEvent.objects.filter(source=INTEGRATION_TYPE, object_id=remote_id).exclude(event_id=event_id)
-        if event_type != "customer.deleted" and earlier.filter(event_type="customer.deleted").exists():
+        earlier = (
+            InboxEvent.objects.filter(source=INTEGRATION_TYPE, object_id=remote_id)
+            .exclude(event_id=event_id)
+            .aggregate(latest=Max("occurred_at"), deletions=Count("pk", filter=Q(event_type="customer.deleted")))
+        )
+        latest = earlier["latest"]
+        if event_type != "customer.deleted" and earlier["deletions"]:
             logger.info("stripe event %s about deleted customer %s ignored", event_id, remote_id)
             return result("ignored: deleted in Stripe")
-        latest = earlier.aggregate(latest=Max("occurred_at"))["latest"]
         if occurred_at is not None and latest is not None and occurred_at < latest:
             logger.info("stripe event %s (%s) is older than one already applied; ignored", event_id, occurred_at)
             return result("ignored: stale")
         mapping = integration_get(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
         with applying_remote_change(INTEGRATION_TYPE):
             state = customer
-            if event_type != "customer.deleted" and _is_ambiguous(remote_id, occurred_at, latest):
+            if event_type != "customer.deleted" and _is_ambiguous(mapping, occurred_at, latest):
                 state = _fetch_remote(remote_id)
             if event_type == "customer.deleted" or state is None:
                 integration_remove(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
                 outcome = result("unlinked", mapping.catalog_item_id if mapping else None)
             else:
-                local, resync = _apply_customer_state(state, event_id)
+                local, resync = _apply_customer_state(state, event_id, mapping)
                 outcome = result("applied", local.pk)
     if resync:
         # The local side won a conflict but has no push under way: send it.
@@ -368,11 +372,11 @@ def stripe_event_apply(
     return outcome
 
 
-def _is_ambiguous(remote_id: str, occurred_at: datetime | None, latest: datetime | None) -> bool:
-    """Whether the event's payload may be older than what Stripe holds now."""
+def _is_ambiguous(mapping: CatalogIntegration | None, occurred_at: datetime | None, latest: datetime | None) -> bool:
+    """Whether the event's payload may be older than what Stripe holds now (`mapping`: the
+    customer's, if linked)."""
     if occurred_at is None or (latest is not None and occurred_at <= latest):
         return True
-    mapping = integration_get(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
     # Stripe's timestamps are whole seconds: an event in the second of our last push may predate it.
     return bool(mapping and mapping.last_synced_at and occurred_at <= mapping.last_synced_at)
 
@@ -387,11 +391,13 @@ def _fetch_remote(remote_id: str) -> dict[str, Any] | None:
     return None if remote.get("deleted") else remote
 
 
-def _apply_customer_state(remote: dict[str, Any], event_id: str) -> tuple[Customer, bool]:
-    """Bring the local customer to the Stripe state `remote`; return it, and whether it needs a push."""
+def _apply_customer_state(
+    remote: dict[str, Any], event_id: str, mapping: CatalogIntegration | None
+) -> tuple[Customer, bool]:
+    """Bring the local customer to the Stripe state `remote` (`mapping`: the one linked to it, if
+    any); return it, and whether it needs a push."""
     remote_id = remote["id"]
     incoming = remote_fields(remote)
-    mapping = integration_get(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
     if mapping is None:
         local = _unlinked_local_customer(remote, incoming["email"])
         mapping = local and integration_for_item(item_id=local.pk, integration_type=INTEGRATION_TYPE)
@@ -418,7 +424,7 @@ def _merge_remote(mapping: CatalogIntegration, incoming: dict[str, Any], event_i
     """Three-way merge per field against the values both sides last agreed on: a field changed
     only in Stripe is applied, one changed only locally is kept (its push is on the way), one
     changed on both sides keeps the local value and is recorded as a conflict."""
-    local = mapping.catalog_item.get_real_instance()
+    local = Customer.objects.non_polymorphic().get(pk=mapping.catalog_item_id)
     current, base = local_fields(local), mapping.synced_fields
     to_apply: dict[str, Any] = {}
     agreed: dict[str, Any] = {}
