@@ -93,7 +93,7 @@ def run(hub: Hub, *, customers: int, warmup: int, runs: int, seconds: int, conne
         f"Webhook intake: wrk, 2 threads, {connections} connections, {seconds} s per measurement, {runs} runs "
         f"alternating ours and the peer, each after the database's upkeep and on idle CPUs (`bench.common.settle`); "
         f"gunicorn as in the Procfile (threaded workers: WEB_CONCURRENCY={hub.env['WEB_CONCURRENCY']}, "
-        f"WEB_THREADS={hub.env.get('WEB_THREADS', '4')}, access log on); every request a distinct signed "
+        f"WEB_THREADS={hub.env.get('WEB_THREADS', '4')}, access log {'on' if hub.env.get('WEB_ACCESS_LOG') else 'off, the default'}); every request a distinct signed "
         f"`customer.updated` renaming one of {customers:,} linked customers. Errors (non-2xx, socket): {errors}. "
         "Only gunicorn, Tansu and PostgreSQL run during it (no relay or workers), so the figure is intake alone: "
         "applying the events is the inward worker's job, measured in scenario 6."
