@@ -116,6 +116,21 @@ def get_producer() -> _Producer:
         return _producer
 
 
+def prepare_publishing(topics: Iterable[str]) -> None:
+    """Create `topics` and connect this process's producer now, not on its first publish.
+
+    A new producer's first record waits for the topics' check, the broker's metadata and the
+    idempotent producer's id: the first webhook after a (re)start took 75 ms to over a second
+    (bench/analysis.md). Best effort: when Kafka cannot be reached now, the first publish tries
+    again (or the outbox keeps the message).
+    """
+    try:
+        ensure_topics(topics)
+        get_producer().producer.list_topics(timeout=settings.KAFKA_REQUEST_TIMEOUT_MS / 1000)
+    except Exception:  # noqa: BLE001 - a start without Kafka is allowed; publishing copes
+        logger.warning("Kafka not reachable at start; the first publish will connect", exc_info=True)
+
+
 def reset_producer() -> None:
     """Drop the producer, e.g. after the broker went away, so the next publish reconnects."""
     global _producer

@@ -4,6 +4,7 @@ that the Procfile, the image and docker-compose start the same server:
     gunicorn synchub.wsgi -c python:synchub.gunicorn
 """
 
+import threading
 from pathlib import Path
 
 import environ
@@ -20,3 +21,13 @@ threads = env.int("WEB_THREADS", default=4)
 # CPU (bench/analysis.md). Errors are still logged by Django (4xx as warnings, 5xx as errors),
 # and /metrics counts webhooks by outcome; the proxy in front usually logs every request anyway.
 accesslog = env("WEB_ACCESS_LOG", default="") or None
+
+
+def post_worker_init(worker) -> None:
+    """Each worker connects to Kafka as it starts (in the background: it serves at once), so the
+    first webhook it receives does not wait for the connection."""
+    from sync.kafka import prepare_publishing
+    from sync.tasks import registered_tasks
+
+    topics = {task.topic for task in registered_tasks()}
+    threading.Thread(target=prepare_publishing, args=(topics,), name="kafka-connect", daemon=True).start()

@@ -1,10 +1,13 @@
-"""Production settings: `check --deploy`, JSON logs without secrets."""
+"""Production settings: `check --deploy`, JSON logs without secrets; the web server as the Procfile
+starts it."""
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -66,9 +69,9 @@ def test_logs_are_json_lines_and_never_carry_secrets(tmp_path):
     assert "RuntimeError: failed with [redacted]" in records[-1]["exc_info"]
 
 
-def serve_once(tmp_path: Path, name: str, **env: str) -> str:
-    """Start the Procfile's web server, post one unsigned webhook (a 400), stop it; its log."""
-    import requests
+@contextlib.contextmanager
+def web_server(tmp_path: Path, name: str, **env: str):
+    """The Procfile's web server, on a free port; yields (base URL, its log file)."""
     from honcho.environ import parse_procfile
 
     from sandbox.processes import free_port, start, stop, wait_for_port
@@ -85,15 +88,24 @@ def serve_once(tmp_path: Path, name: str, **env: str) -> str:
         "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(8),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
         "STATIC_ROOT": str(tmp_path / "static"),
+        "KAFKA_REQUEST_TIMEOUT_MS": "2000",
         **env,
     }
     server = start(["bash", "-c", f"exec {command}"], log_path=log, env=environment)
     try:
         wait_for_port(port, timeout=60, process=server)
-        answer = requests.post(f"http://127.0.0.1:{port}/webhooks/stripe", data=b"{}", timeout=10)
-        assert answer.status_code == 400 and answer.json() == {"detail": "Missing Stripe-Signature header."}
+        yield f"http://127.0.0.1:{port}", log
     finally:
         stop(server)
+
+
+def serve_once(tmp_path: Path, name: str, **env: str) -> str:
+    """Post one unsigned webhook (a 400) to the web server; its log."""
+    import requests
+
+    with web_server(tmp_path, name, **env) as (base_url, log):
+        answer = requests.post(f"{base_url}/webhooks/stripe", data=b"{}", timeout=10)
+        assert answer.status_code == 400 and answer.json() == {"detail": "Missing Stripe-Signature header."}
     return log.read_text()
 
 
@@ -104,3 +116,27 @@ def test_the_web_server_logs_errors_always_and_each_request_only_when_asked(tmp_
 
     logged = serve_once(tmp_path, "logged", WEB_ACCESS_LOG="-")
     assert '"POST /webhooks/stripe HTTP/1.1" 400' in logged
+
+
+def test_web_workers_connect_to_kafka_as_they_start(tmp_path):
+    """Not on their first webhook, which would wait for it; nothing is posted here."""
+    from kafka import KafkaConsumer
+
+    from sandbox.processes import free_port, start, stop, tansu_command, wait_for_port
+
+    kafka_port = free_port()
+    broker = start(tansu_command(kafka_port), log_path=tmp_path / "tansu.log")
+    try:
+        wait_for_port(kafka_port)
+        bootstrap = f"127.0.0.1:{kafka_port}"
+        with web_server(tmp_path, "kafka", KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_API_VERSION="2.5.0"):
+            client = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
+            try:
+                deadline = time.monotonic() + 30
+                while "customer_inward_sync" not in client.topics():
+                    assert time.monotonic() < deadline, "the web workers never created their topics"
+                    time.sleep(0.1)
+            finally:
+                client.close()
+    finally:
+        stop(broker)
