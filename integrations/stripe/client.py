@@ -3,9 +3,8 @@ import threading
 import time
 from functools import cache
 from io import BytesIO
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import pycurl
 import stripe
 from django.conf import settings
 from requests.structures import CaseInsensitiveDict
@@ -15,20 +14,29 @@ from sync.metrics import EXTERNAL_REQUESTS
 from . import INTEGRATION_TYPE
 from .ratelimit import TokenBucket
 
-# libcurl failures after which nothing (or not all) of the request reached Stripe, or its answer
-# was lost: the library retries them (with the same idempotency key) up to STRIPE_MAX_NETWORK_RETRIES.
-_RETRYABLE_CURL_ERRORS = frozenset(
-    {
-        pycurl.E_COULDNT_CONNECT,
-        pycurl.E_COULDNT_RESOLVE_HOST,
-        pycurl.E_COULDNT_RESOLVE_PROXY,
-        pycurl.E_OPERATION_TIMEDOUT,
-        pycurl.E_GOT_NOTHING,
-        pycurl.E_SEND_ERROR,
-        pycurl.E_RECV_ERROR,
-        pycurl.E_PARTIAL_FILE,
-    }
-)
+if TYPE_CHECKING:
+    import pycurl
+
+
+@cache
+def _retryable_curl_errors() -> frozenset[int]:
+    """libcurl failures after which nothing (or not all) of the request reached Stripe, or its
+    answer was lost: the library retries them (with the same idempotency key) up to
+    STRIPE_MAX_NETWORK_RETRIES."""
+    import pycurl
+
+    return frozenset(
+        {
+            pycurl.E_COULDNT_CONNECT,
+            pycurl.E_COULDNT_RESOLVE_HOST,
+            pycurl.E_COULDNT_RESOLVE_PROXY,
+            pycurl.E_OPERATION_TIMEDOUT,
+            pycurl.E_GOT_NOTHING,
+            pycurl.E_SEND_ERROR,
+            pycurl.E_RECV_ERROR,
+            pycurl.E_PARTIAL_FILE,
+        }
+    )
 
 
 class StripeHttpClient(stripe.HTTPClient):
@@ -53,15 +61,20 @@ class StripeHttpClient(stripe.HTTPClient):
     name = "synchub-pycurl"
 
     def __init__(self, *, bucket: TokenBucket | None = None, timeout: float = 80.0) -> None:
+        # Imported here, like the library's own PycurlClient: libcurl and its TLS stack add
+        # ~10 MB to a process, and the web server and the inward worker rarely call Stripe.
+        import pycurl
+
+        self.pycurl = pycurl
         super().__init__(verify_ssl_certs=True)
         self.bucket = bucket
         self.timeout_ms = max(1, round(timeout * 1000))
         self._handles = threading.local()
 
-    def _curl(self) -> pycurl.Curl:
+    def _curl(self) -> "pycurl.Curl":
         handle = getattr(self._handles, "curl", None)
         if handle is None or self._handles.pid != os.getpid():  # a forked child opens its own
-            handle = self._handles.curl = pycurl.Curl()
+            handle = self._handles.curl = self.pycurl.Curl()
             self._handles.pid = os.getpid()
         return handle
 
@@ -88,6 +101,7 @@ class StripeHttpClient(stripe.HTTPClient):
             )
 
     def _transfer(self, method: str, url: str, headers: Mapping[str, str], post_data) -> tuple[bytes, int, CaseInsensitiveDict]:
+        pycurl = self.pycurl
         curl = self._curl()
         curl.reset()  # options only; the handle keeps its open connection
         body = BytesIO()
@@ -114,7 +128,7 @@ class StripeHttpClient(stripe.HTTPClient):
             code, message = exc.args
             raise stripe.APIConnectionError(
                 f"Network error talking to Stripe ({url}): {message} (curl error {code})",
-                should_retry=code in _RETRYABLE_CURL_ERRORS,
+                should_retry=code in _retryable_curl_errors(),
             ) from exc
         return body.getvalue(), curl.getinfo(pycurl.RESPONSE_CODE), _parse_headers(header_lines)
 
