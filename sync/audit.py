@@ -31,9 +31,9 @@ def sync_event_build(
     result: SyncResult | None = None,
     error: str = "",
 ) -> SyncEvent:
+    """The audit row of one handled message, unsaved: the worker saves a poll's rows at once."""
     kwargs = message.kwargs
     item_id = result.item_id if result and result.item_id is not None else kwargs.get("item_id")
-    """The audit row of one handled message, unsaved: the worker saves a poll's rows at once."""
     return SyncEvent(
         direction=task.direction,
         integration=task.integration,

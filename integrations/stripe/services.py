@@ -499,7 +499,8 @@ def stripe_customer_event(event: dict[str, Any]) -> dict[str, Any] | None:
     event_type = event.get("type")
     if not isinstance(event_type, str) or event_type not in CUSTOMER_EVENT_TYPES:
         return None
-    customer = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    data = event.get("data")
+    customer = data.get("object") if isinstance(data, dict) else None
     created = event.get("created")
     if (
         not isinstance(event.get("id"), str)
