@@ -70,28 +70,29 @@ def test_logs_are_json_lines_and_never_carry_secrets(tmp_path):
 
 
 @contextlib.contextmanager
-def web_server(tmp_path: Path, name: str, **env: str):
-    """The Procfile's web server, on a free port; yields (base URL, its log file)."""
+def web_server(tmp_path: Path, name: str, *, kafka_bootstrap: str = "127.0.0.1:9", **env: str):
+    """The Procfile's web server, on a free port, in the environment of the test hubs (by default
+    with no broker to reach); yields (base URL, its log file)."""
     from honcho.environ import parse_procfile
 
-    from sandbox.processes import free_port, start, stop, wait_for_port
+    from sandbox.processes import free_port, hub_environment, start, stop, wait_for_port
 
     command = parse_procfile((BASE_DIR / "Procfile").read_text()).processes["web"]
     port = free_port()
     log = tmp_path / f"{name}.log"
-    environment = {
-        **{k: v for k, v in os.environ.items() if k != "WEB_ACCESS_LOG"},
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PORT": str(port),
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(8),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
-        "STATIC_ROOT": str(tmp_path / "static"),
-        "KAFKA_REQUEST_TIMEOUT_MS": "2000",
-        **env,
-    }
-    server = start(["bash", "-c", f"exec {command}"], log_path=log, env=environment)
+    environment = hub_environment(
+        database_url=f"sqlite:///{tmp_path / 'web.sqlite3'}",
+        secret_key=secrets.token_urlsafe(32),
+        web_port=port,
+        kafka_bootstrap=kafka_bootstrap,
+        stripe_api_key="sk_test_web",
+        stripe_api_base="",
+        webhook_secret="whsec_" + secrets.token_hex(8),
+        static_root=tmp_path / "static",
+        extra={"KAFKA_REQUEST_TIMEOUT_MS": "2000"},
+    )
+    environment.pop("WEB_ACCESS_LOG", None)  # the default unless a test asks for it
+    server = start(["bash", "-c", f"exec {command}"], log_path=log, env={**environment, **env})
     try:
         wait_for_port(port, timeout=60, process=server)
         yield f"http://127.0.0.1:{port}", log
@@ -129,7 +130,7 @@ def test_web_workers_connect_to_kafka_as_they_start(tmp_path):
     try:
         wait_for_port(kafka_port)
         bootstrap = f"127.0.0.1:{kafka_port}"
-        with web_server(tmp_path, "kafka", KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_API_VERSION="2.5.0"):
+        with web_server(tmp_path, "kafka", kafka_bootstrap=bootstrap):
             client = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
             try:
                 deadline = time.monotonic() + 30
