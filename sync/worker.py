@@ -36,7 +36,10 @@ def retry_delay(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class _ForgetPausedOnRevoke(ConsumerRebalanceListener):
+class _RebalanceListener(ConsumerRebalanceListener):
+    """Forgets the pauses of partitions taken away, and logs the ones handed over (the line an
+    operator, or a test, reads to know the worker is consuming)."""
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
@@ -45,7 +48,9 @@ class _ForgetPausedOnRevoke(ConsumerRebalanceListener):
             self.worker._paused_until.pop(partition, None)
 
     def on_partitions_assigned(self, assigned) -> None:
-        pass
+        if assigned:
+            partitions = ", ".join(sorted(f"{p.topic}[{p.partition}]" for p in assigned))
+            logger.info("worker %s assigned %s", self.worker.group_id, partitions)
 
 
 class Worker:
@@ -102,7 +107,7 @@ class Worker:
         consumer = kafka.make_consumer(
             group_id=self.group_id,
             topics=[*self.topics, *self.retry_topics],
-            listener=_ForgetPausedOnRevoke(self),
+            listener=_RebalanceListener(self),
         )
         logger.info("worker %s consuming %s", self.group_id, ", ".join(self.topics))
         return consumer

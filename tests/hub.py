@@ -27,8 +27,11 @@ from sandbox.processes import (
     wait_for_port,
 )
 
+from .helpers import wait_until
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
+CONSUMERS = ("stripe_worker", "inward_worker")  # the Procfile's Kafka consumers
 
 
 class Hub:
@@ -100,9 +103,16 @@ class Hub:
         register_localstripe_webhook(
             stripe_port=self.stripe_port, url=f"{self.base_url}/webhooks/stripe", secret=WEBHOOK_SECRET
         )
+        # Logs are appended to across hubs: only what this hub's workers write counts.
+        log_start = {name: self.log(name).stat().st_size if self.log(name).exists() else 0 for name in CONSUMERS}
         for name in self.commands:
             self.start(name)
         wait_for_port(self.web_port)
+        # Tests stop and restart workers: one stopped during its group's first join (Tansu holds
+        # it for the rebalance timeout) can leave its successor without partitions.
+        for name in CONSUMERS:
+            wait_until(lambda name=name: b" assigned " in self.log(name).read_bytes()[log_start[name]:], timeout=60,
+                       message=f"{name} assigned its partitions")  # fmt: skip
 
     def set_webhooks(self, *, enabled: bool) -> None:
         """Point localstripe's webhook at the hub, or at nowhere (webhooks lost)."""
