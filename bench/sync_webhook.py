@@ -7,7 +7,8 @@ from typing import Any
 
 from django.http import JsonResponse
 
-from integrations.stripe.services import stripe_customer_event, stripe_event_apply
+from integrations.stripe.apply import stripe_event_apply
+from integrations.stripe.events import stripe_customer_event
 from integrations.stripe.views import StripeWebhookView
 
 

@@ -1,6 +1,10 @@
 from django.db import models, transaction
 from django.db.models.functions import Lower
+from django_countries.fields import CountryField
 from polymorphic.models import PolymorphicModel
+
+# The parts of a postal address, as Stripe and most systems name them.
+ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
 
 
 class CatalogItem(PolymorphicModel):
@@ -26,9 +30,26 @@ class CatalogItem(PolymorphicModel):
 
 
 class Customer(CatalogItem):
-    name = models.CharField(max_length=255, blank=True)
+    """A customer, with every field a Stripe customer has that staff edit (README "Customers").
+
+    Columns are as wide as the values Stripe can hold, so an inward change is never refused or
+    cut; the API validates what staff enter as Stripe validates it (catalog/serializers.py).
+    """
+
+    name = models.CharField(max_length=256, blank=True)
     # Optional: Stripe customers need not have an email. Unique regardless of case.
-    email = models.EmailField(max_length=254, null=True, blank=True)
+    email = models.EmailField(max_length=512, null=True, blank=True)
+    phone = models.CharField(max_length=255, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    address_line1 = models.CharField("address line 1", max_length=5000, blank=True, default="")
+    address_line2 = models.CharField("address line 2", max_length=5000, blank=True, default="")
+    address_city = models.CharField("city", max_length=5000, blank=True, default="")
+    address_state = models.CharField("state, county, province or region", max_length=5000, blank=True, default="")
+    address_postal_code = models.CharField("postal code", max_length=5000, blank=True, default="")
+    address_country = CountryField("country", max_length=64, blank=True, default="")
+    # String keys and values (Stripe's limits: 50 keys, keys up to 40 characters, values up to 500).
+    metadata = models.JSONField(default=dict, blank=True)
+    preferred_locales = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -37,6 +58,11 @@ class Customer(CatalogItem):
 
     def __str__(self) -> str:
         return self.name or self.email or f"Customer {self.pk}"
+
+    @property
+    def address(self) -> dict[str, str]:
+        """The address as one value: its parts, blank ones as empty strings."""
+        return {part: str(getattr(self, f"address_{part}") or "") for part in ADDRESS_PARTS}
 
 
 class SyncStatus(models.TextChoices):

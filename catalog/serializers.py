@@ -1,17 +1,78 @@
+from django_countries import countries
 from rest_framework import serializers
 
 from .models import CatalogIntegration, Customer
 from .services import DUPLICATE_EMAIL_MESSAGE, customer_email_taken, normalize_email
+from .validators import validate_metadata, validate_preferred_locales
+
+# What Stripe accepts for a customer (its API reference); the model's columns are wider so
+# that whatever Stripe holds can come in.
+NAME_MAX_LENGTH = 256
+PHONE_MAX_LENGTH = 20
+TEXT_MAX_LENGTH = 5000
+
+
+class CountryCodeField(serializers.ChoiceField):
+    """An ISO 3166-1 alpha-2 code, in any case (django-countries' list); not a country's name."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=[(code, name) for code, name in countries], **kwargs)
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data.upper() if isinstance(data, str) else data)
+
+    def to_representation(self, value) -> str:
+        return str(getattr(value, "code", value) or "")  # the model gives a Country object
+
+
+class AddressSerializer(serializers.Serializer):
+    """The customer's postal address; parts left out of a write keep their value."""
+
+    line1 = serializers.CharField(source="address_line1", max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True)
+    line2 = serializers.CharField(source="address_line2", max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True)
+    city = serializers.CharField(source="address_city", max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True)
+    state = serializers.CharField(source="address_state", max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True)
+    postal_code = serializers.CharField(
+        source="address_postal_code", max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True
+    )
+    country = CountryCodeField(
+        source="address_country", required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2 code, e.g. DE."
+    )
 
 
 class CustomerSerializer(serializers.ModelSerializer):
-    email = serializers.EmailField(max_length=254, required=False, allow_null=True, allow_blank=True)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=512, required=False, allow_null=True, allow_blank=True)
+    phone = serializers.CharField(max_length=PHONE_MAX_LENGTH, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True)
+    address = AddressSerializer(source="*", required=False)
+    metadata = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=500),
+        required=False,
+        validators=[validate_metadata],
+        help_text="String keys and values: at most 50 keys, keys up to 40 characters, values up to 500. "
+        "The key `local_id` is the hub's own and cannot be set.",
+    )
+    preferred_locales = serializers.ListField(
+        child=serializers.CharField(max_length=20),
+        required=False,
+        validators=[validate_preferred_locales],
+        help_text="Languages in order of preference, as IETF tags (e.g. fr-FR, en).",
+    )
 
     class Meta:
         model = Customer
-        fields = ["id", "name", "email", "catalog_type", "created_at", "updated_at"]
+        fields = [
+            "id", "name", "email", "phone", "description", "address", "metadata", "preferred_locales",
+            "catalog_type", "created_at", "updated_at",
+        ]  # fmt: skip
         read_only_fields = ["id", "catalog_type", "created_at", "updated_at"]
-        extra_kwargs = {"name": {"required": True, "allow_blank": False}}
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        if self.instance is not None or self.partial:
+            fields["name"].default = serializers.empty  # an update leaves an unnamed field alone
+        return fields
 
     def validate_email(self, value: str | None) -> str | None:
         value = normalize_email(value)
@@ -57,10 +118,14 @@ class IntegrationSerializer(serializers.ModelSerializer):
         ]
 
 
-class CustomerBulkRowSerializer(serializers.Serializer):
+class CustomerBulkRowSerializer(CustomerSerializer):
+    """A row of a bulk call: a customer, with `id` to update that one (only the fields named)."""
+
     id = serializers.IntegerField(required=False, help_text="Update this customer; omit to create one.")
-    name = serializers.CharField(required=False)
-    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True)
+
+    class Meta(CustomerSerializer.Meta):
+        fields = ["id", "name", "email", "phone", "description", "address", "metadata", "preferred_locales"]
+        read_only_fields = []
 
 
 class CustomerBulkRequestSerializer(serializers.Serializer):

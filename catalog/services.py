@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from .models import CatalogIntegration, CatalogItem, Customer, SyncStatus
+from .models import ADDRESS_PARTS, CatalogIntegration, CatalogItem, Customer, SyncStatus
 from .selectors import customers_with_email
 
 DUPLICATE_EMAIL_MESSAGE = "A customer with this email already exists."
@@ -42,14 +42,41 @@ def _save_customer(customer: Customer, *, email_changed: bool = True) -> Custome
     return customer
 
 
-def customer_create(*, name: str = "", email: str | None = None) -> Customer:
-    return _save_customer(Customer(name=name, email=email))
+def _customer_columns(fields: dict[str, object]) -> dict[str, object]:
+    """Model field values for `fields`, where `address` may stand for its parts (a dict of
+    line1, city...; parts it leaves out are kept) and None for a blank text."""
+    columns = dict(fields)
+    address = columns.pop("address", None)
+    if isinstance(address, dict):
+        for part in ADDRESS_PARTS:
+            if part in address:
+                columns[f"address_{part}"] = address[part]
+    for name in list(columns):
+        if name.startswith("address_") or name in ("phone", "description", "name"):
+            columns[name] = "" if columns[name] is None else str(columns[name])
+    if columns.get("address_country"):
+        columns["address_country"] = str(columns["address_country"]).upper()
+    if "metadata" in columns:
+        # A key set to an empty value is removed, as Stripe does.
+        columns["metadata"] = {
+            str(key): str(value) for key, value in (columns["metadata"] or {}).items() if value not in (None, "")
+        }
+    if "preferred_locales" in columns and columns["preferred_locales"] is None:
+        columns["preferred_locales"] = []
+    return columns
+
+
+def customer_create(**fields: object) -> Customer:
+    """Create a customer from model fields (name, email, phone, description, metadata,
+    preferred_locales, address_* or `address` as a dict)."""
+    return _save_customer(Customer(**_customer_columns(fields)))
 
 
 def customer_update(*, customer: Customer, **fields: object) -> Customer:
-    """Apply `fields` (name, email) and save; a save with no actual change writes nothing."""
+    """Apply `fields` (as for `customer_create`) and save; a save with no actual change writes
+    nothing."""
     changed = set()
-    for field, value in fields.items():
+    for field, value in _customer_columns(fields).items():
         if field == "email":
             value = normalize_email(value)  # type: ignore[arg-type]
         if getattr(customer, field) != value:

@@ -2,28 +2,65 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import DeadLetter
-from .tasks import Task, TaskMessage, get_task
+from .tasks import Task, TaskMessage, TaskNotRegistered, get_task
+
+logger = logging.getLogger(__name__)
 
 
 def dead_letter_record(*, task: Task, message: TaskMessage) -> DeadLetter:
-    letter, _ = DeadLetter.objects.update_or_create(
-        message_id=message.id,
-        defaults={
-            "task": task.name,
-            "topic": task.topic,
-            "key": task.message_key(message),
-            "kwargs": message.kwargs,
-            "attempts": message.attempt,
-            "error": message.last_error,
-            "replayed_at": None,
-        },
-    )
+    return _letter_save(message, topic=task.topic, key=task.message_key(message))
+
+
+def _letter_save(message: TaskMessage, *, topic: str, key: str) -> DeadLetter:
+    defaults = {
+        "task": message.task,
+        "topic": topic,
+        "key": key,
+        "kwargs": message.kwargs,
+        "attempts": message.attempt,
+        "error": message.last_error,
+        "replayed_at": None,
+    }
+    letter, _ = DeadLetter.objects.update_or_create(message_id=message.id, defaults=defaults)
     return letter
+
+
+def dead_letter_record_unpublishable(*, topic: str, key: str, payload: dict[str, Any], reason: str) -> DeadLetter:
+    """Record an outbox row that Kafka refused for good (e.g. too large), so the relay can move
+    on past it; its task's `on_dead_letter` hook runs as for any dead letter."""
+    message = TaskMessage(
+        task=str(payload.get("task", "")),
+        kwargs=payload.get("kwargs") if isinstance(payload.get("kwargs"), dict) else {},
+        id=str(payload.get("id") or TaskMessage(task="", kwargs={}).id),
+        attempt=int(payload.get("attempt") or 1),
+        last_error=f"not publishable: {reason}",
+    )
+    letter = _letter_save(message, topic=topic, key=key)
+    logger.error("outbox message %s of %s dead-lettered: %s", message.id, message.task or topic, reason)
+    try:
+        task = get_task(message.task)
+    except TaskNotRegistered:
+        return letter
+    dead_letter_notify(task=task, message=message)
+    return letter
+
+
+def dead_letter_notify(*, task: Task, message: TaskMessage) -> None:
+    """Run the task's `on_dead_letter` hook (e.g. mark the item's mapping failed)."""
+    if task.on_dead_letter is None:
+        return
+    try:
+        task.on_dead_letter(message)
+    except Exception:  # noqa: BLE001 - the dead letter is already recorded; the hook only adds status
+        logger.exception("on_dead_letter hook of %s failed", task.name)
 
 
 def dead_letters_pending() -> QuerySet[DeadLetter]:

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
+from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka import KafkaException as ConfluentKafkaException
 from confluent_kafka import Producer
 from django.conf import settings
@@ -53,6 +54,30 @@ class PublishError(KafkaError):
     """A record was not acknowledged by the broker (in time)."""
 
 
+class RecordsRejected(PublishError):
+    """Records that Kafka refused for good (too large, invalid): sending them again cannot
+    succeed. Every other record of the call was acknowledged."""
+
+    def __init__(self, rejected: dict[int, str]) -> None:
+        super().__init__(f"{len(rejected)} record(s) refused: {next(iter(rejected.values()))}")
+        self.rejected = rejected  # index in the call's records -> why
+
+
+# Errors that are about the record itself, not about the broker being away.
+_RECORD_ERRORS = frozenset(
+    {
+        ConfluentKafkaError.MSG_SIZE_TOO_LARGE,
+        ConfluentKafkaError.RECORD_LIST_TOO_LARGE,
+        ConfluentKafkaError.INVALID_RECORD,
+        ConfluentKafkaError.INVALID_MSG_SIZE,
+    }
+)
+
+
+def _record_error(error: object) -> bool:
+    return isinstance(error, ConfluentKafkaError) and error.code() in _RECORD_ERRORS
+
+
 class _Producer:
     """confluent-kafka's producer (librdkafka, in C) with a thread that serves its delivery
     reports, so that publishing threads wait only for their own records.
@@ -85,7 +110,12 @@ class _Producer:
         delivery = _Delivery()
         try:
             self.producer.produce(topic, value=value, key=key.encode() or None, on_delivery=delivery.report)
-        except (BufferError, ConfluentKafkaException) as exc:
+        except ConfluentKafkaException as exc:
+            if _record_error(exc.args[0] if exc.args else None):
+                delivery.report(exc.args[0], None)  # refused for good: reported like a delivery
+                return delivery
+            raise PublishError(f"could not queue a record for {topic}: {exc}") from exc
+        except BufferError as exc:
             raise PublishError(f"could not queue a record for {topic}: {exc}") from exc
         return delivery
 
@@ -148,20 +178,35 @@ def publish(records: Iterable[tuple[str, str, bytes]]) -> None:
 
     Raises PublishError for the first record not acknowledged within
     `KAFKA_PUBLISH_TIMEOUT_SECONDS`; records are sent in order, so one key's records keep theirs
-    (the idempotent producer keeps that order across its own retries).
+    (the idempotent producer keeps that order across its own retries). Records Kafka refuses
+    for good (over `KAFKA_MAX_RECORD_BYTES`, or refused by the client or broker as too large or
+    invalid) do not stop the others: once those are acknowledged, `RecordsRejected` names them.
     """
     records = list(records)
     ensure_topics({topic for topic, _, _ in records})
     producer = get_producer()
-    deliveries = [producer.send(topic, key, value) for topic, key, value in records]
+    rejected: dict[int, str] = {}
+    deliveries: dict[int, _Delivery] = {}
+    for index, (topic, key, value) in enumerate(records):
+        size = len(value) + len(key.encode())
+        if size > settings.KAFKA_MAX_RECORD_BYTES:
+            rejected[index] = f"record of {size} bytes is over KAFKA_MAX_RECORD_BYTES ({settings.KAFKA_MAX_RECORD_BYTES})"
+        else:
+            deliveries[index] = producer.send(topic, key, value)
     deadline = time.monotonic() + settings.KAFKA_PUBLISH_TIMEOUT_SECONDS
-    for (topic, _, _), delivery in zip(records, deliveries):
+    for index, delivery in deliveries.items():
+        topic = records[index][0]
         if not delivery.done.wait(max(0.0, deadline - time.monotonic())):
             raise PublishError(f"no acknowledgement for a record of {topic} within the publish timeout")
-        if delivery.error is not None:
+        if _record_error(delivery.error):
+            rejected[index] = f"Kafka refused the record for {topic}: {delivery.error}"
+        elif delivery.error is not None:
             raise PublishError(f"record for {topic} not delivered: {delivery.error}")
-    for topic, count in Counter(topic for topic, _, _ in records).items():
+    published = Counter(records[index][0] for index in deliveries if index not in rejected)
+    for topic, count in published.items():
         EVENTS_PUBLISHED.labels(topic=topic).inc(count)
+    if rejected:
+        raise RecordsRejected(dict(sorted(rejected.items())))
 
 
 def ensure_topics(names: Iterable[str]) -> None:

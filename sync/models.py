@@ -144,3 +144,34 @@ class SyncEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} item {self.item_id} {self.action} {self.outcome}"
+
+
+class Tombstone(models.Model):
+    """An item deleted on one side, remembered for `SYNC_TOMBSTONE_RETENTION` days.
+
+    Webhooks arrive late (Stripe retries for three days), catch-ups and reconciles read old
+    state: any of them about a tombstoned item is ignored, so nothing deleted comes back.
+    """
+
+    class DeletedBy(models.TextChoices):
+        LOCAL = "local", "Deleted locally"
+        REMOTE = "remote", "Deleted in the external system"
+
+    integration_type = models.CharField(max_length=50)
+    # Empty when the item was deleted before the external system confirmed it.
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    # No foreign key: the local item may be gone.
+    item_id = models.BigIntegerField(null=True, blank=True)
+    catalog_type = models.CharField(max_length=50, blank=True, default="")
+    deleted_by = models.CharField(max_length=10, choices=DeletedBy.choices)
+    deleted_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["integration_type", "external_id"], name="tombstone_external"),
+            models.Index(fields=["integration_type", "item_id"], name="tombstone_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration_type}:{self.external_id or '-'} item {self.item_id} ({self.deleted_by})"

@@ -19,6 +19,7 @@ from catalog.models import CatalogItem
 from catalog.services import integration_for_item, integration_mark_pending
 
 from .tasks import Task
+from .tombstones import DeletedBy, tombstone_find, tombstone_record, tombstones_clear
 
 ACTION_UPSERT = "upsert"
 ACTION_DELETE = "delete"
@@ -63,11 +64,21 @@ def _routes_for(instance: CatalogItem) -> list[OutwardRoute]:
     return [route for route in _routes.get(type(instance), []) if route.integration_type != origin]
 
 
-def request_resync(*, item: CatalogItem, full: bool = True) -> int:
+def request_resync(*, item: CatalogItem, full: bool = True, revive: bool = False) -> int:
     """Send `item` as it is now to every integration it is not being changed from; returns how
     many syncs were enqueued. Commits with the caller. `full` sends every field (a staff
-    "resync" repairs drift); otherwise only fields changed since both sides agreed."""
-    routes = _routes_for(item)
+    "resync" repairs drift); otherwise only fields changed since both sides agreed.
+
+    An integration that deleted the item (a live tombstone) is not sent it again, so a local
+    edit does not recreate what was deleted there; `revive` (a staff resync) clears that
+    tombstone and creates it anew."""
+    routes = []
+    for route in _routes_for(item):
+        if revive:
+            tombstones_clear(integration_type=route.integration_type, item_id=item.pk)
+        elif tombstone_find(integration_type=route.integration_type, item_id=item.pk, deleted_by=DeletedBy.REMOTE):
+            continue
+        routes.append(route)
     for route in routes:
         integration_mark_pending(item=item, integration_type=route.integration_type)
         route.task.delay(item_id=item.pk, action=ACTION_UPSERT, event_id=uuid.uuid4().hex, full=full)
@@ -81,10 +92,21 @@ def _on_save(sender, instance: CatalogItem, raw: bool = False, **kwargs) -> None
 
 
 def _on_delete(sender, instance: CatalogItem, **kwargs) -> None:
-    for route in _routes_for(instance):
+    origin = _applying_remote_change.get()
+    for route in _routes.get(type(instance), []):
         mapping = integration_for_item(item_id=instance.pk, integration_type=route.integration_type)
-        if mapping is None or not mapping.integration_id:
-            continue  # never reached the other side; a create still in flight sees the item gone
+        external_id = mapping.integration_id if mapping is not None else ""
+        # Every integration's late news of the item must find it deleted, even one whose create
+        # is still in flight (its webhook names the item by its local id).
+        tombstone_record(
+            integration_type=route.integration_type,
+            deleted_by=DeletedBy.REMOTE if route.integration_type == origin else DeletedBy.LOCAL,
+            external_id=external_id or "",
+            item_id=instance.pk,
+            catalog_type=instance.catalog_type,
+        )
+        if route.integration_type == origin or not external_id:
+            continue  # deleted there already, or never reached it (a create in flight sees it gone)
         route.task.delay(
             item_id=instance.pk, action=ACTION_DELETE, event_id=uuid.uuid4().hex, external_id=mapping.integration_id
         )

@@ -9,14 +9,16 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 from kafka.errors import KafkaError
 
 from . import kafka
 from .audit import sync_events_prune
+from .dead_letters import dead_letter_record_unpublishable
 from .models import OutboxMessage
+from .tombstones import tombstones_prune
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +37,20 @@ def relay_batch(*, limit: int | None = None) -> int:
     )
     if not rows:
         return 0
-    kafka.publish(
-        (topic, key, json.dumps(payload, separators=(",", ":")).encode()) for _, topic, key, payload in rows
-    )
-    OutboxMessage.objects.filter(id__in=[row[0] for row in rows]).update(published_at=timezone.now())
+    try:
+        kafka.publish(
+            (topic, key, json.dumps(payload, separators=(",", ":")).encode()) for _, topic, key, payload in rows
+        )
+        rejected: dict[int, str] = {}
+    except kafka.RecordsRejected as exc:
+        rejected = exc.rejected
+    with transaction.atomic():
+        # A row Kafka refused for good goes to dead letters: retrying it would hold up every row
+        # behind it for ever.
+        for index, reason in rejected.items():
+            _, topic, key, payload = rows[index]
+            dead_letter_record_unpublishable(topic=topic, key=key, payload=payload, reason=reason)
+        OutboxMessage.objects.filter(id__in=[row[0] for row in rows]).update(published_at=timezone.now())
     return len(rows)
 
 
@@ -73,6 +85,7 @@ class OutboxRelay:
                 if time.monotonic() - last_prune > self.PRUNE_EVERY_SECONDS:
                     prune_published()
                     sync_events_prune()
+                    tombstones_prune()
                     last_prune = time.monotonic()
                 failures = 0
             except (KafkaError, OperationalError, InterfaceError) as exc:

@@ -18,7 +18,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from . import kafka
 from .audit import SyncResult, sync_event_build, sync_events_record
-from .dead_letters import dead_letter_record
+from .dead_letters import dead_letter_notify, dead_letter_record
 from .metrics import EVENTS_CONSUMED, TASK_DURATION
 from .models import SyncEvent
 from .tasks import PermanentTaskError, Task, TaskMessage, dead_letter_topic, retry_topic
@@ -257,11 +257,7 @@ class Worker:
         logger.error("task %s %s dead-lettered after %d attempts: %s", task.name, message.id, message.attempt, exc)
         dead_letter_record(task=task, message=message)
         kafka.publish([(dead_letter_topic(task.topic), task.message_key(message), message.encode())])
-        if task.on_dead_letter is not None:
-            try:
-                task.on_dead_letter(message)
-            except Exception:  # noqa: BLE001 - the dead letter is already safe on Kafka
-                logger.exception("on_dead_letter hook of %s failed", task.name)
+        dead_letter_notify(task=task, message=message)
 
 
 def describe(exc: BaseException) -> str:

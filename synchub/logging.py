@@ -14,10 +14,11 @@ REDACTED = "[redacted]"
 
 
 def _configured_secrets() -> list[str]:
+    webhook_secrets = getattr(settings, "STRIPE_WEBHOOK_SECRET", "")
     values = [
         getattr(settings, "SECRET_KEY", ""),
         getattr(settings, "STRIPE_API_KEY", ""),
-        getattr(settings, "STRIPE_WEBHOOK_SECRET", ""),
+        *(webhook_secrets.split(",") if isinstance(webhook_secrets, str) else webhook_secrets),
         settings.DATABASES["default"].get("PASSWORD", "") if settings.configured else "",
     ]
     return [value for value in values if value and len(value) >= 6]

@@ -29,6 +29,7 @@ DJANGO_APPS = [
 ]
 THIRD_PARTY_APPS = [
     "polymorphic",
+    "django_countries",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -227,6 +228,15 @@ SYNC_WORKER_BATCH_SIZE = env.int("SYNC_WORKER_BATCH_SIZE", default=100)
 OUTBOX_POLL_INTERVAL_SECONDS = env.float("OUTBOX_POLL_INTERVAL_SECONDS", default=0.02)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
 OUTBOX_RETENTION_SECONDS = env.int("OUTBOX_RETENTION_SECONDS", default=3600)
+# Deleted items are remembered this many days, so late webhooks (Stripe retries for 3 days),
+# catch-ups and reconciles never bring them back.
+SYNC_TOMBSTONE_RETENTION = env.float("SYNC_TOMBSTONE_RETENTION", default=7)
+# Largest record the hub hands Kafka (librdkafka refuses more than its message.max.bytes,
+# 1,000,000 by default): a larger outbox row is dead-lettered instead of blocking the relay.
+KAFKA_MAX_RECORD_BYTES = env.int("KAFKA_MAX_RECORD_BYTES", default=1_000_000)
+# Largest webhook body accepted (413 above it): well below KAFKA_MAX_RECORD_BYTES, so every
+# accepted event fits in a task message. Stripe's own events are a few kB.
+WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=256 * 1024)
 # Each /health check (database, Kafka, Stripe) gives up after this long.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
 # Audit trail rows (sync events) older than this are pruned by the relay.
@@ -236,7 +246,17 @@ SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
 STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
 # Empty: the real Stripe API. Set to an emulator's address (localstripe) for the sandbox and tests.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
-STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Comma-separated: during a rotation both the old and the new signing secret are accepted.
+STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+# Pins the API version of every Stripe call (empty: the account's default version).
+STRIPE_API_VERSION = env("STRIPE_API_VERSION", default="")
+# Which customer fields sync with Stripe, and which way (README "Field map"); empty: every field both ways.
+STRIPE_FIELD_MAP = env("STRIPE_FIELD_MAP", default="")
+# Catch-up from Stripe's Events API (manage.py run_stripe_catchup): how often it reads, how far
+# back it re-reads behind the newest event seen, and how far back it starts with none seen.
+STRIPE_CATCHUP_INTERVAL_SECONDS = env.float("STRIPE_CATCHUP_INTERVAL_SECONDS", default=20)
+STRIPE_CATCHUP_OVERLAP_SECONDS = env.int("STRIPE_CATCHUP_OVERLAP_SECONDS", default=600)
+STRIPE_CATCHUP_INITIAL_LOOKBACK_SECONDS = env.int("STRIPE_CATCHUP_INITIAL_LOOKBACK_SECONDS", default=3600)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)

@@ -181,4 +181,13 @@ def stripe_client() -> stripe.StripeClient:
         base_addresses=base_addresses,
         max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
         http_client=http_client,
+        # Pinned, so a change of the account's default version cannot change what we read.
+        stripe_version=settings.STRIPE_API_VERSION or None,
     )
+
+
+def stripe_webhook_secrets() -> list[str]:
+    """The signing secrets webhooks may carry: several while one is being rotated."""
+    configured = settings.STRIPE_WEBHOOK_SECRET
+    values = configured.split(",") if isinstance(configured, str) else configured
+    return [value.strip() for value in values if value.strip()]

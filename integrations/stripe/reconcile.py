@@ -14,6 +14,7 @@ from django.db import transaction
 from catalog.models import CatalogIntegration, Customer
 from catalog.services import integration_remove
 from sync.outward import request_resync
+from sync.tombstones import DeletedBy, tombstone_record, tombstones_alive
 from sync.reconcile import (
     DUPLICATE_REMOTE,
     FIELD_DIFF,
@@ -25,8 +26,9 @@ from sync.reconcile import (
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
+from .apply import local_id_of
+from .fields import compared_values, inward_values
 from .ratelimit import TokenBucket
-from .services import local_fields, remote_fields
 
 PAGE_SIZE = 100
 
@@ -59,28 +61,37 @@ class StripeReconciler:
             mapping.catalog_item_id: mapping
             for mapping in CatalogIntegration.objects.filter(integration_type=INTEGRATION_TYPE)
         }
+        # Deleted on one side within the tombstones' retention: neither missing nor to be restored.
+        tombstones = tombstones_alive(integration_type=INTEGRATION_TYPE)
+        dead_items = set(tombstones.exclude(item_id=None).values_list("item_id", flat=True))
+        dead_remote_ids = set(tombstones.exclude(external_id="").values_list("external_id", flat=True))
         differences: list[Difference] = []
         linked_remote_ids: set[str] = set()
         for customer in Customer.objects.order_by("id"):
             mapping = mappings.get(customer.pk)
             remote_id = mapping.integration_id if mapping else None
             if not remote_id:
-                differences.append(Difference(MISSING_REMOTE, customer.pk, None, "not in Stripe"))
+                if customer.pk not in dead_items:
+                    differences.append(Difference(MISSING_REMOTE, customer.pk, None, "not in Stripe"))
                 continue
             linked_remote_ids.add(remote_id)
             if remote_id not in remote:
                 differences.append(Difference(ORPHAN_MAPPING, customer.pk, remote_id, "Stripe customer gone"))
                 continue
-            ours, theirs = local_fields(customer), remote_fields(remote[remote_id])
-            changed = [f"{field}: {ours[field]!r} here, {theirs[field]!r} in Stripe" for field in ours
-                       if ours[field] != theirs[field]]
+            changed = [
+                f"{mapping.local}: {ours!r} here, {theirs!r} in Stripe"
+                for mapping, ours, theirs in compared_values(customer=customer, remote=remote[remote_id])
+                if ours != theirs
+            ]
             if changed:
                 differences.append(Difference(FIELD_DIFF, customer.pk, remote_id, "; ".join(changed)))
         for remote_id, customer in remote.items():
-            if remote_id not in linked_remote_ids:
-                differences.append(
-                    Difference(MISSING_LOCAL, None, remote_id, f"{customer.get('email') or '(no email)'} not here")
-                )
+            seen = remote_id in linked_remote_ids or remote_id in dead_remote_ids
+            if seen or local_id_of(customer) in dead_items:
+                continue
+            differences.append(
+                Difference(MISSING_LOCAL, None, remote_id, f"{customer.get('email') or '(no email)'} not here")
+            )
         differences.extend(self._duplicates(remote))
         return differences
 
@@ -101,15 +112,23 @@ class StripeReconciler:
 
         enqueued = 0
         for difference in differences:
-            if difference.kind in (MISSING_REMOTE, ORPHAN_MAPPING):
+            if difference.kind == ORPHAN_MAPPING:
+                # Deleted in Stripe while its webhook was lost: as if it had come, the customer is
+                # unlinked (the hub keeps it) and its tombstone keeps it from being recreated.
+                with transaction.atomic():
+                    integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
+                    tombstone_record(
+                        integration_type=INTEGRATION_TYPE,
+                        deleted_by=DeletedBy.REMOTE,
+                        external_id=difference.external_id or "",
+                        item_id=difference.item_id,
+                        catalog_type=Customer.catalog_type_name(),
+                    )
+            elif difference.kind == MISSING_REMOTE:
                 with transaction.atomic():
                     customer = Customer.objects.filter(pk=difference.item_id).first()
                     if customer is None:
                         continue
-                    if difference.kind == ORPHAN_MAPPING:
-                        # Gone from Stripe while its webhook was lost: the hub keeps its customers,
-                        # so it is created again.
-                        integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
                     request_resync(item=customer, full=True)
             elif difference.kind == FIELD_DIFF and not self._changed_in_stripe(difference):
                 # Only the local side moved (its push was lost or gave up): push it again.
@@ -142,5 +161,5 @@ class StripeReconciler:
 
     def _changed_in_stripe(self, difference: Difference) -> bool:
         base = self._base(difference)
-        theirs = remote_fields(self.remote[difference.external_id])
+        theirs = inward_values(self.remote[difference.external_id])
         return any(field in base and base[field] != value for field, value in theirs.items())

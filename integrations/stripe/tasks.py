@@ -6,7 +6,9 @@ from typing import Any
 from sync.audit import SyncResult
 from sync.tasks import TaskMessage, task
 
-from . import INTEGRATION_TYPE, services
+from . import INTEGRATION_TYPE
+from .apply import stripe_event_apply
+from .push import customer_push, customer_push_failed, customers_push
 
 OUTWARD_TOPIC = "customer_outward_sync"
 INWARD_TOPIC = "customer_inward_sync"
@@ -16,19 +18,19 @@ INWARD_TOPIC = "customer_inward_sync"
 def push_customer_to_stripe(
     *, item_id: int, action: str, event_id: str, external_id: str | None = None, full: bool = False
 ) -> SyncResult:
-    return services.customer_push(
+    return customer_push(
         item_id=item_id, action=action, event_id=event_id, external_id=external_id, full=full
     )
 
 
 @push_customer_to_stripe.batch_hook
 def _push_batch(changes: list[dict[str, Any]]) -> list[SyncResult | Exception]:
-    return services.customers_push(changes)
+    return customers_push(changes)
 
 
 @push_customer_to_stripe.on_dead_letter_hook
 def _push_dead_lettered(message: TaskMessage) -> None:
-    services.customer_push_failed(item_id=message.kwargs["item_id"], error=message.last_error)
+    customer_push_failed(item_id=message.kwargs["item_id"], error=message.last_error)
 
 
 @push_customer_to_stripe.replay_kwargs_hook
@@ -43,4 +45,4 @@ def _push_replayed(kwargs: dict[str, Any]) -> dict[str, Any]:
 def apply_stripe_event(
     *, event_id: str, event_type: str, stripe_customer_id: str, customer: dict[str, Any], created: int | None = None
 ) -> SyncResult:
-    return services.stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer, created=created)
+    return stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer, created=created)

@@ -13,20 +13,44 @@ from django.views.decorators.csrf import csrf_exempt
 from sync.metrics import WEBHOOKS_RECEIVED
 
 from . import INTEGRATION_TYPE
-from .services import stripe_webhook_event_accept
+from .client import stripe_webhook_secrets
+from .events import stripe_webhook_event_accept
 
 logger = logging.getLogger(__name__)
 
 
 def webhook_reply(outcome: str, body: dict[str, Any], status: int = 200) -> JsonResponse:
     """The answer to a webhook, counted in `synchub_webhooks_received_total` by `outcome`
-    (queued, ignored, rejected, unavailable)."""
+    (queued, ignored, rejected, too_large, unavailable)."""
     WEBHOOKS_RECEIVED.labels(integration=INTEGRATION_TYPE, outcome=outcome).inc()
     return JsonResponse(body, status=status)
 
 
 def _rejected(detail: str) -> JsonResponse:
     return webhook_reply("rejected", {"detail": detail}, status=400)
+
+
+def _too_large(request: HttpRequest) -> JsonResponse | None:
+    """413 for a body over `WEBHOOK_MAX_BYTES`: an accepted event must fit in a Kafka record, so
+    a larger one is refused at the door rather than accepted and never applied."""
+    limit = settings.WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # The server reads no more than the declared length, so checking it bounds the body.
+    if declared <= limit:
+        return None
+    logger.warning("webhook refused: %d bytes, over WEBHOOK_MAX_BYTES (%d)", declared, limit)
+    return webhook_reply("too_large", {"detail": f"Payload larger than {limit} bytes."}, status=413)
+
+
+def _signed_with(payload: str, signature: str, secret: str) -> bool:
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError:
+        return False
+    return True
 
 
 # A plain Django view, not DRF's: Stripe posts JSON and reads the status code only, and DRF's
@@ -46,23 +70,27 @@ class StripeWebhookView(View):
 
     @staticmethod
     def verified_event(request: HttpRequest) -> dict[str, Any] | JsonResponse:
-        """The event as parsed JSON, once its signature on the raw body checks out; else the
-        error response."""
-        if not settings.STRIPE_WEBHOOK_SECRET:
+        """The event as parsed JSON, once its signature on the raw body checks out (against
+        any of the configured secrets, for rotations); else the error response."""
+        secrets = stripe_webhook_secrets()
+        if not secrets:
             logger.error("STRIPE_WEBHOOK_SECRET is not set; webhook refused")
             return webhook_reply("unavailable", {"detail": "Webhook secret not configured."}, status=503)
+        too_large = _too_large(request)
+        if too_large is not None:
+            return too_large
         signature = request.META.get("HTTP_STRIPE_SIGNATURE")
         if not signature:
             return _rejected("Missing Stripe-Signature header.")
         try:
             payload = request.body.decode("utf-8")
-            stripe.WebhookSignature.verify_header(
-                payload, signature, settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
-            )
-            event = json.loads(payload)
-        except stripe.SignatureVerificationError:
+        except UnicodeDecodeError:
+            return _rejected("Malformed JSON payload.")
+        if not any(_signed_with(payload, signature, secret) for secret in secrets):
             return _rejected("Invalid Stripe signature.")
-        except (ValueError, UnicodeDecodeError):
+        try:
+            event = json.loads(payload)
+        except ValueError:
             return _rejected("Malformed JSON payload.")
         if not isinstance(event, dict):
             return _rejected("Not a well-formed Stripe event.")
