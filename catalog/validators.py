@@ -34,6 +34,8 @@ def validate_metadata(value: dict[str, Any]) -> None:
 def validate_preferred_locales(value: list[str]) -> None:
     invalid = [locale for locale in value if not LOCALE_PATTERN.match(locale)]
     if invalid:
-        raise serializers.ValidationError([f"{locale[:30]!r} is not a language tag such as en or fr-FR." for locale in invalid])
+        raise serializers.ValidationError(
+            [f"{locale[:30]!r} is not a language tag such as en or fr-FR." for locale in invalid]
+        )
     if len(set(value)) != len(value):
         raise serializers.ValidationError(["Each locale at most once."])

@@ -55,8 +55,14 @@ def merge_three_way(
                 outcome.apply_local[name] = remote_value
             outcome.agreed[name] = remote_value
         elif name in per_key:
-            _merge_per_key(outcome, name, base.get(name, _MISSING), local_value or {}, remote_value or {},
-                           local_pending=local_pending)  # fmt: skip
+            _merge_per_key(
+                outcome,
+                name,
+                base.get(name, _MISSING),
+                local_value or {},
+                remote_value or {},
+                local_pending=local_pending,
+            )
         else:
             decision = _decide(base.get(name, _MISSING), local_value, remote_value, local_pending=local_pending)
             if decision == "agree":

@@ -226,3 +226,74 @@ class StripeFaultProxy:
             request.wfile.write(payload)
         except OSError:
             pass  # the client timed out and hung up
+
+
+class WebhookDelayProxy:
+    """Stands between localstripe's webhooks and the hub, like a Stripe that delivers late and
+    out of order: each webhook is answered 200 at once, held, and delivered with the others of
+    its window (`hold_seconds`), newest first. A delivery the hub does not answer 2xx is
+    delivered again a second later, as Stripe retries."""
+
+    def __init__(self, target_url: str, *, hold_seconds: float = 4.0) -> None:
+        self.target_url = target_url
+        self.hold_seconds = hold_seconds
+        self.received = 0
+        self.delivered: list[tuple[str, int]] = []  # (event type, status) in delivery order
+        self._held: list[tuple[bytes, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {name: self.headers[name] for name in ("Content-Type", "Stripe-Signature") if self.headers[name]}
+                with proxy._lock:
+                    proxy._held.append((body, headers))
+                    proxy.received += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/stripe"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._deliver_loop, daemon=True).start()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self.server.shutdown()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def _deliver_loop(self) -> None:
+        while not self._stopped.wait(self.hold_seconds):
+            with self._lock:
+                window, self._held = self._held, []
+            for body, headers in reversed(window):
+                self._deliver(body, headers)
+
+    def _deliver(self, body: bytes, headers: dict[str, str]) -> None:
+        event_type = json.loads(body).get("type", "?")
+        for _ in range(10):
+            request = urllib.request.Request(self.target_url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                status = 0
+            if 200 <= status < 300 or self._stopped.wait(1.0):
+                break
+        with self._lock:
+            self.delivered.append((event_type, status))

@@ -43,12 +43,16 @@ class Hub:
         extra_env: dict[str, str] | None = None,
         kafka_proxy: bool = False,
         stripe_proxy: bool = False,
+        webhook_proxy: bool = False,
+        database_base_url: str | None = None,
+        without: tuple[str, ...] = (),
     ) -> None:
-        from .faults import StripeFaultProxy, TcpProxy
+        from .faults import StripeFaultProxy, TcpProxy, WebhookDelayProxy
 
         self.workdir = workdir
         self.artifacts = artifacts
-        self.db = ScratchDatabase(prefix="synchub_e2e", workdir=workdir)
+        # `database_base_url`: "" for SQLite, a PostgreSQL URL, or None for DATABASE_URL's choice.
+        self.db = ScratchDatabase(prefix="synchub_e2e", workdir=workdir, base_url=database_base_url)
         self.kafka_port = free_port()
         self.stripe_port = free_port()
         # Optional fault injectors between the hub and its broker / Stripe.
@@ -57,6 +61,8 @@ class Hub:
         self.stripe_proxy = StripeFaultProxy(f"http://127.0.0.1:{self.stripe_port}") if stripe_proxy else None
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
+        # Optional: webhooks from localstripe held back and delivered late, out of order.
+        self.webhook_proxy = WebhookDelayProxy(f"{self.base_url}/webhooks/stripe") if webhook_proxy else None
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
         self.env = hub_environment(
             database_url=self.db.url,
@@ -75,10 +81,15 @@ class Hub:
                 "CSRF_COOKIE_SECURE": "false",
                 "SECURE_HSTS_SECONDS": "0",
                 "LOG_FORMAT": "plain",
+                "STRIPE_CATCHUP_INTERVAL_SECONDS": "2",
                 **(extra_env or {}),
             },
         )
-        self.commands = parse_procfile((BASE_DIR / "Procfile").read_text()).processes
+        self.commands = {
+            name: command
+            for name, command in parse_procfile((BASE_DIR / "Procfile").read_text()).processes.items()
+            if name not in without
+        }
         self.processes: dict[str, subprocess.Popen] = {}
         self.stripe = stripe.StripeClient("sk_test_e2e", base_addresses={"api": self.stripe_base})
         self.token = ""
@@ -100,9 +111,7 @@ class Hub:
         self.token = self.manage("drf_create_token", "e2e").split()[2]
         wait_for_port(self.kafka_port)
         wait_for_port(self.stripe_port)
-        register_localstripe_webhook(
-            stripe_port=self.stripe_port, url=f"{self.base_url}/webhooks/stripe", secret=WEBHOOK_SECRET
-        )
+        self.set_webhooks(enabled=True)
         # Logs are appended to across hubs: only what this hub's workers write counts.
         log_start = {name: self.log(name).stat().st_size if self.log(name).exists() else 0 for name in CONSUMERS}
         for name in self.commands:
@@ -116,8 +125,12 @@ class Hub:
 
     def set_webhooks(self, *, enabled: bool) -> None:
         """Point localstripe's webhook at the hub, or at nowhere (webhooks lost)."""
-        url = f"{self.base_url}/webhooks/stripe" if enabled else "http://127.0.0.1:9/nowhere"
+        url = self.webhook_url if enabled else "http://127.0.0.1:9/nowhere"
         register_localstripe_webhook(stripe_port=self.stripe_port, url=url, secret=WEBHOOK_SECRET)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.webhook_proxy.url if self.webhook_proxy else f"{self.base_url}/webhooks/stripe"
 
     def manage_status(self, *args: str) -> tuple[int, str]:
         """Run a management command; (exit status, stdout + stderr)."""
@@ -141,7 +154,7 @@ class Hub:
     def teardown(self) -> dict[str, int]:
         codes = {name: stop(process) for name, process in reversed(list(self.processes.items()))}
         self.processes.clear()
-        for proxy in (self.kafka_proxy, self.stripe_proxy):
+        for proxy in (self.kafka_proxy, self.stripe_proxy, self.webhook_proxy):
             if proxy is not None:
                 proxy.close()
         self.db.drop()

@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 @pytest.fixture
 def hub(tmp_path_factory):
-    hub = Hub(tmp_path_factory.mktemp("reconcile"), artifacts=ARTIFACTS)
+    # Without the Events API catch-up: the drift made here with webhooks off must stay for the
+    # reconcile to find.
+    hub = Hub(tmp_path_factory.mktemp("reconcile"), artifacts=ARTIFACTS, without=("stripe_catchup",))
     hub.setup()
     yield hub
     hub.teardown()

@@ -67,7 +67,9 @@ def stripe_event_apply(
         if not first_time:
             logger.info("stripe event %s already applied; skipped", event_id)
             return result("duplicate")
-        tombstone = tombstone_find(integration_type=INTEGRATION_TYPE, external_id=remote_id, item_id=local_id_of(customer))
+        tombstone = tombstone_find(
+            integration_type=INTEGRATION_TYPE, external_id=remote_id, item_id=local_id_of(customer)
+        )
         if tombstone is not None:
             reason = tombstone.get_deleted_by_display()
             logger.info("stripe event %s (%s) about %s ignored: %s", event_id, event_type, remote_id, reason)
@@ -214,9 +216,9 @@ def _update_local(local: Customer, fields: dict[str, Any], remote_id: str) -> No
 def _unlinked_local_customer(remote: dict[str, Any], email: str | None) -> Customer | None:
     """The local customer this Stripe customer stands for but is not linked to yet: the one we
     created it from (its `metadata.local_id`), else the one with the same email."""
-    linked = CatalogIntegration.objects.filter(
-        integration_type=INTEGRATION_TYPE, integration_id__isnull=False
-    ).values("catalog_item_id")
+    linked = CatalogIntegration.objects.filter(integration_type=INTEGRATION_TYPE, integration_id__isnull=False).values(
+        "catalog_item_id"
+    )
     candidates = Customer.objects.exclude(pk__in=linked)
     local_id = local_id_of(remote)
     if local_id is not None:

@@ -21,6 +21,9 @@ from .client import stripe_client
 logger = logging.getLogger(__name__)
 
 CUSTOMER_EVENT_TYPES = ("customer.created", "customer.updated", "customer.deleted")
+# Events younger than this are left to their webhooks (about to arrive): in a webhook storm the
+# catch-up would otherwise hand the inward worker a second copy of everything still queued.
+WEBHOOK_GRACE_SECONDS = 10
 
 
 def stripe_customer_event(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -64,12 +67,15 @@ def stripe_webhook_event_accept(event: dict[str, Any]) -> str | None:
     return None if arguments is None else apply_stripe_event.send(**arguments)
 
 
-def stripe_events_catch_up() -> int:
+def stripe_events_catch_up(*, handed_before: dict[str, int] | None = None) -> int:
     """Hand the inward worker every customer event Stripe holds that the hub has not applied:
     those created since the newest event seen (less `STRIPE_CATCHUP_OVERLAP_SECONDS`, as events
     of one second may come in any order), or in `STRIPE_CATCHUP_INITIAL_LOOKBACK_SECONDS` when
     none was seen. Returns how many were handed on. The inward task dedupes them as it dedupes
-    webhooks, so one that is also on its way as a webhook is applied once."""
+    webhooks, so one that is also on its way as a webhook is applied once.
+
+    `handed_before` (event id -> created), kept by a long-running caller, stops an event that
+    the inward task refused (and dead-lettered) from being handed on again every round."""
     from .tasks import apply_stripe_event
 
     newest = InboxEvent.objects.filter(source=INTEGRATION_TYPE, occurred_at__isnull=False).aggregate(
@@ -79,7 +85,10 @@ def stripe_events_catch_up() -> int:
         since = timezone.now() - timedelta(seconds=settings.STRIPE_CATCHUP_INITIAL_LOOKBACK_SECONDS)
     else:
         since = newest - timedelta(seconds=settings.STRIPE_CATCHUP_OVERLAP_SECONDS)
-    events = _events_since(int(since.timestamp()))
+    events = _events_between(int(since.timestamp()), int(time.time()) - WEBHOOK_GRACE_SECONDS)
+    handed_before = {} if handed_before is None else handed_before
+    for event_id in [key for key, created in handed_before.items() if created < since.timestamp()]:
+        del handed_before[event_id]  # out of the window: will not be read again
     known = set(
         InboxEvent.objects.filter(source=INTEGRATION_TYPE, event_id__in=[event["id"] for event in events]).values_list(
             "event_id", flat=True
@@ -87,8 +96,11 @@ def stripe_events_catch_up() -> int:
     )
     handed = 0
     # Oldest first, as they happened: one customer's events keep their order on its partition.
-    for event in sorted(events, key=lambda event: (event.get("created") or 0, event["id"])):
-        if event["id"] in known:
+    # Within a second (Stripe's resolution) a create precedes an update, and both a delete;
+    # updates within one second are settled by the apply, which then reads Stripe's state.
+    rank = {event_type: index for index, event_type in enumerate(CUSTOMER_EVENT_TYPES)}
+    for event in sorted(events, key=lambda event: (event.get("created") or 0, rank[event["type"]])):
+        if event["id"] in known or event["id"] in handed_before:
             continue
         try:
             arguments = stripe_customer_event(event)
@@ -97,21 +109,22 @@ def stripe_events_catch_up() -> int:
             continue
         if arguments is not None:
             apply_stripe_event.send(**arguments)
+            handed_before[event["id"]] = event.get("created") or 0
             handed += 1
     if handed:
         logger.info("catch-up: %d missed Stripe events handed to the inward worker", handed)
     return handed
 
 
-def _events_since(created_gte: int) -> list[dict[str, Any]]:
-    """Customer events created at or after `created_gte` (unix time), every page of them.
+def _events_between(created_gte: int, created_lte: int) -> list[dict[str, Any]]:
+    """Customer events created in [`created_gte`, `created_lte`] (unix times), every page of them.
 
     One listing per type: the `types[]` filter is not supported everywhere (emulators), `type`
     is. Each request takes a token of the process's Stripe rate limit (the client's transport).
     """
     events: dict[str, dict[str, Any]] = {}
     for event_type in CUSTOMER_EVENT_TYPES:
-        params = {"type": event_type, "created": {"gte": created_gte}, "limit": 100}
+        params = {"type": event_type, "created": {"gte": created_gte, "lte": created_lte}, "limit": 100}
         for event in stripe_client().v1.events.list(params=params).auto_paging_iter():
             events[event.id] = event.to_dict(recursive=True)
     return list(events.values())
@@ -121,11 +134,12 @@ def stripe_catch_up_loop(*, stop, interval: float | None = None) -> None:
     """Run `stripe_events_catch_up` every `STRIPE_CATCHUP_INTERVAL_SECONDS` until `stop` (an
     Event) is set; a failed round (Stripe or Kafka away) is logged and tried again next time."""
     interval = settings.STRIPE_CATCHUP_INTERVAL_SECONDS if interval is None else interval
+    handed: dict[str, int] = {}
     while not stop.is_set():
         started = time.monotonic()
         try:
             close_old_connections()
-            stripe_events_catch_up()
+            stripe_events_catch_up(handed_before=handed)
         except Exception:  # noqa: BLE001 - a supervisor-free loop: the next round tries again
             logger.warning("catch-up from Stripe's Events API failed; retrying", exc_info=True)
         stop.wait(max(0.0, interval - (time.monotonic() - started)))

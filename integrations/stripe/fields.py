@@ -30,6 +30,8 @@ FIELD_KINDS = {
 }
 # Merged key by key: a key changed in Stripe and another changed here both survive.
 PER_KEY_FIELDS = frozenset({"address", "metadata"})
+# Sent whole whenever a part changed: Stripe replaces an address given in an update.
+SENT_WHOLE_FIELDS = frozenset({"address"})
 LOCAL_ID_KEY = "local_id"
 
 
@@ -65,7 +67,13 @@ def _locales(value: Any) -> list[str]:
     return [str(locale) for locale in value] if isinstance(value, list) else []
 
 
-_NORMAL_FORM = {"text": _text, "email": normalize_email, "address": _address, "metadata": _metadata, "locales": _locales}
+_NORMAL_FORM = {
+    "text": _text,
+    "email": normalize_email,
+    "address": _address,
+    "metadata": _metadata,
+    "locales": _locales,
+}
 
 
 def _normal(field: str, value: Any) -> Any:

@@ -30,7 +30,7 @@ from sync.tombstones import DeletedBy, tombstone_record
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
-from .fields import LOCAL_ID_KEY, PER_KEY_FIELDS, inward_values, outward_values, stripe_create_params, stripe_params
+from .fields import LOCAL_ID_KEY, PER_KEY_FIELDS, SENT_WHOLE_FIELDS, inward_values, outward_values, stripe_create_params, stripe_params
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +250,7 @@ def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: st
             changed[name] = {**{key: None for key in base.get(name) or {}}, **current[name]}
     else:
         changed = changed_since_agreed(base=base, local=current, per_key=PER_KEY_FIELDS)
+        changed |= {name: current[name] for name in SENT_WHOLE_FIELDS & set(changed)}
     if changed:
         params = stripe_params(changed)
         try:
@@ -286,6 +287,7 @@ def _create_remote(customer: Customer, event_id: str, *, key: str, resumed: bool
                 raise stripe.APIError(f"create under key {key} not found after {exc}") from exc
     created = inward_values(remote.to_dict(recursive=True))
     stale = changed_since_agreed(base=created, local=current, per_key=PER_KEY_FIELDS)
+    stale |= {name: current[name] for name in SENT_WHOLE_FIELDS & set(stale)}
     if stale:
         # An earlier attempt created it with older values.
         params = stripe_params(stale)
