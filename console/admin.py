@@ -6,6 +6,8 @@ integration, which the catalog app must not depend on.
 
 import csv
 import io
+import json
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,13 +19,27 @@ from django.urls import path
 from django.utils.html import format_html
 from polymorphic.admin import PolymorphicChildModelAdmin
 
-from catalog import selectors
+from catalog import selectors, services
 from catalog.bulk import MAX_ROWS, customers_bulk_save
-from catalog.models import CatalogIntegration, Customer
+from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer
 from integrations.stripe import INTEGRATION_TYPE as STRIPE
 from sync.outward import request_resync
 
-CSV_COLUMNS = ["id", "name", "email"]
+from .forms import (
+    CUSTOMER_FIELDS,
+    LocalesField,
+    MetadataField,
+    SerializerValidationMixin,
+    parse_locales,
+    serializer_field_errors,
+    serializer_payload,
+)
+
+# The columns of the CSV export and import, in order: the customer's fields (model names; the
+# metadata as a JSON object, the preferred locales comma-separated), and `id` to update.
+CSV_COLUMNS = ["id", *CUSTOMER_FIELDS]
+# Exported, and ignored on import like any column not in CSV_COLUMNS.
+CSV_EXPORT_ONLY_COLUMNS = ["sync_status"]
 
 # Colours of the sync status in the customer list (the admin's own palette).
 STATUS_COLOURS = {"synced": "#198754", "pending": "#997404", "failed": "#dc3545", "unsynced": "#6c757d"}
@@ -53,13 +69,52 @@ class SyncStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CustomerAdminForm(SerializerValidationMixin, forms.ModelForm):
+    """The admin's change form: checked by the API's serializer, as the console's form is
+    (console/forms.py), with metadata as key=value lines and locales comma-separated."""
+
+    metadata = MetadataField(label="Metadata", required=False, help_text="One key=value per line, e.g. plan=gold.")
+    preferred_locales = LocalesField(
+        label="Preferred locales", required=False, help_text="Comma-separated language tags, e.g. fr-FR, en."
+    )
+
+    class Meta:
+        model = Customer
+        fields = CUSTOMER_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Before _post_clean applies the values: the serializer compares with the saved row.
+        self.validate_with_serializer(self.instance if self.instance.pk else None)
+        return cleaned
+
+
 @admin.register(Customer)
 class CustomerAdmin(PolymorphicChildModelAdmin):
     base_model = Customer
+    form = CustomerAdminForm
     show_in_index = True
-    list_display = ["id", "name", "email", "sync_status", "updated_at"]
+    list_display = ["id", "name", "email", "phone", "address_country", "sync_status", "updated_at"]
     list_filter = [SyncStatusFilter]
-    search_fields = ["name", "email"]
+    search_fields = ["name", "email", "phone"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "email", "phone", "description"]}),
+        (
+            "Address",
+            {
+                "fields": [
+                    "address_line1",
+                    "address_line2",
+                    ("address_postal_code", "address_city"),
+                    "address_state",
+                    "address_country",
+                ]
+            },
+        ),
+        ("Preferences and metadata", {"fields": ["preferred_locales", "metadata"]}),
+        ("History", {"fields": [("created_at", "updated_at")], "classes": ["collapse"]}),
+    ]
     inlines = [CatalogIntegrationInline]
     actions = ["resync_selected", "export_csv"]
     change_list_template = "admin/catalog/customer/change_list.html"
@@ -67,6 +122,19 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The status comes with the list query (a subquery), not one query per row.
         return selectors.with_sync_status(super().get_queryset(request), integration_type=STRIPE)
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: CustomerAdminForm, change: bool) -> None:
+        """Save through the catalog services, with the values the serializer validated; the
+        admin's object then takes the saved row's values (its id, for the redirect and log)."""
+        if change:
+            saved = services.customer_update(
+                customer=Customer.objects.non_polymorphic().get(pk=obj.pk), **form.validated_data
+            )
+        else:
+            saved = services.customer_create(**form.validated_data)
+        for field in Customer._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding, obj._state.db = False, saved._state.db
 
     @admin.display(description="Stripe sync", ordering="sync_status")
     def sync_status(self, customer: Customer) -> str:
@@ -94,9 +162,9 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="customers.csv"'
         writer = csv.writer(response)
-        writer.writerow([*CSV_COLUMNS, "sync_status"])
+        writer.writerow([*CSV_COLUMNS, *CSV_EXPORT_ONLY_COLUMNS])
         for customer in queryset.order_by("id"):
-            writer.writerow([customer.pk, customer.name, customer.email or "", customer.sync_status])
+            writer.writerow(csv_export_row(customer))
         return response
 
     def get_urls(self):
@@ -106,14 +174,14 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
         ]
 
     def import_csv(self, request: HttpRequest) -> HttpResponse:
-        """Upload a CSV (columns name, email and, to update, id): the valid rows are saved, the
-        invalid ones listed with their errors, as with POST /api/customers/bulk."""
+        """Upload a CSV (the columns of the export, and id to update): the valid rows are saved,
+        the invalid ones listed with their errors, as with POST /api/customers/bulk."""
         if not self.has_add_permission(request) or not self.has_change_permission(request):
             return redirect("admin:catalog_customer_changelist")
         form = CustomerCsvImportForm(request.POST or None, request.FILES or None)
         results = None
         if request.method == "POST" and form.is_valid():
-            results = customers_bulk_save(rows=form.cleaned_data["rows"])
+            results = import_rows(form.cleaned_data["rows"])
             saved = sum(r["status"] != "error" for r in results)
             level = messages.SUCCESS if saved == len(results) else messages.WARNING
             self.message_user(request, f"{saved} of {len(results)} rows saved.", level)
@@ -122,13 +190,72 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
             "title": "Import customers from CSV",
             "opts": self.model._meta,
             "form": form,
-            "failed": [r for r in results or [] if r["status"] == "error"],
+            "failed": [
+                {**r, "messages": _error_lines(r["errors"], form.cleaned_data["rows"][r["index"]][0])}
+                for r in results or []
+                if r["status"] == "error"
+            ],
+            "columns": CSV_COLUMNS,
         }
         return TemplateResponse(request, "admin/catalog/customer/import_csv.html", context)
 
 
+def _error_lines(errors: dict[str, Any], row: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """A row's errors as (CSV column, messages); "row" for errors about no one column."""
+    return [(field or "row", messages) for field, messages in serializer_field_errors(errors, row).items()]
+
+
+def csv_export_row(customer: Customer) -> list[Any]:
+    """A customer as a row of CSV_COLUMNS + CSV_EXPORT_ONLY_COLUMNS."""
+    return [
+        customer.pk,
+        customer.name,
+        customer.email or "",
+        customer.phone,
+        customer.description,
+        *(customer.address[part] for part in ADDRESS_PARTS),
+        json.dumps(customer.metadata or {}, ensure_ascii=False),
+        ",".join(customer.preferred_locales or []),
+        customer.sync_status,
+    ]
+
+
+def csv_row_values(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A CSV row (columns of CSV_COLUMNS, as text) as a row of customers_bulk_save, and the
+    errors of the values that could not be read (the serializer checks the rest)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for column, text in raw.items():
+        if column == "metadata":
+            try:
+                values[column] = json.loads(text) if text else {}
+            except json.JSONDecodeError as exc:
+                errors[column] = [f'Not JSON text such as {{"plan": "gold"}}: {exc.msg} (character {exc.pos + 1}).']
+        elif column == "preferred_locales":
+            values[column] = parse_locales(text)
+        elif column != "id" or text:
+            values[column] = text
+    return serializer_payload(values), errors
+
+
+def import_rows(rows: list[tuple[dict[str, Any], dict[str, list[str]]]]) -> list[dict[str, Any]]:
+    """customers_bulk_save's results for the rows read from a CSV; a row with a value that
+    could not be read is not saved, and reported like a row the serializer refused."""
+    readable = [(index, row) for index, (row, errors) in enumerate(rows) if not errors]
+    results: list[dict[str, Any]] = [
+        {"index": index, "status": "error", "id": row.get("id"), "errors": errors}
+        for index, (row, errors) in enumerate(rows)
+    ]
+    for (index, _), result in zip(readable, customers_bulk_save(rows=[row for _, row in readable]), strict=True):
+        results[index] = {**result, "index": index}
+    return results
+
+
 class CustomerCsvImportForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text=f"Columns: name, email, and id to update; at most {MAX_ROWS} rows.")
+    file = forms.FileField(
+        label="CSV file",
+        help_text=f"The columns of the CSV export (others are ignored), and id to update; at most {MAX_ROWS} rows.",
+    )
 
     def clean_file(self):
         raw = self.cleaned_data["file"].read()
@@ -137,18 +264,24 @@ class CustomerCsvImportForm(forms.Form):
         except UnicodeDecodeError:
             raise forms.ValidationError("The file is not UTF-8 text.") from None
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or not {"name", "email"} & {f.strip().lower() for f in reader.fieldnames}:
-            raise forms.ValidationError("The first line must name the columns: name, email (and id to update).")
+        header = {f.strip().lower() for f in reader.fieldnames or [] if f}
+        if not header & set(CUSTOMER_FIELDS):
+            raise forms.ValidationError(
+                f"The first line must name the columns: {', '.join(CUSTOMER_FIELDS)} (any of them), and id to update."
+            )
         rows = [
-            {key.strip().lower(): (value or "").strip() for key, value in row.items() if key and key.strip().lower() in CSV_COLUMNS}
+            csv_row_values(
+                {
+                    key.strip().lower(): (value or "").strip()
+                    for key, value in row.items()
+                    if key and key.strip().lower() in CSV_COLUMNS
+                }
+            )
             for row in reader
         ]
         if not rows:
             raise forms.ValidationError("The file has no rows.")
         if len(rows) > MAX_ROWS:
             raise forms.ValidationError(f"At most {MAX_ROWS} rows per file.")
-        for row in rows:
-            if not row.get("id"):
-                row.pop("id", None)
         self.cleaned_data["rows"] = rows
         return raw

@@ -31,7 +31,13 @@ CUSTOMERS_PER_PAGE = 20
 INTEGRATIONS_PER_PAGE = 50
 RECENT_ACTIVITY = 10
 # Sort keys of the customers table -> ORDER BY.
-CUSTOMER_SORTS = {"name": "name", "email": "email", "updated": "updated_at"}
+CUSTOMER_SORTS = {
+    "name": "name", "email": "email", "phone": "phone", "country": "address_country", "updated": "updated_at",
+}  # fmt: skip
+# The table's sortable columns, in order: key, header.
+CUSTOMER_COLUMNS = [
+    ("name", "Name"), ("email", "Email"), ("phone", "Phone"), ("country", "Country"), ("updated", "Updated"),
+]  # fmt: skip
 DEFAULT_CUSTOMER_SORT = "-updated"
 MAX_STATUS_IDS = 200
 
@@ -104,7 +110,7 @@ def _customer_sort(request: HttpRequest) -> str:
 def _sort_columns(sort: str) -> list[dict[str, str]]:
     """Header links: clicking the sorted column flips its direction; aria-sort tells which."""
     columns = []
-    for key, label in [("name", "Name"), ("email", "Email"), ("updated", "Updated")]:
+    for key, label in CUSTOMER_COLUMNS:
         if sort == key:
             columns.append({"key": key, "label": label, "next": f"-{key}", "aria_sort": "ascending"})
         elif sort == f"-{key}":

@@ -1,4 +1,6 @@
 from django import template
+from django.forms import BoundField
+from django.utils.html import format_html
 
 from console.presentation import status_badge_class, status_label
 
@@ -23,3 +25,12 @@ def query_with(context: template.Context, **changes: object) -> str:
             query[key] = value
     encoded = query.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag
+def described_by(field: BoundField) -> str:
+    """The aria-describedby attribute of a form control: its error message, then its help text
+    (the ids console/_field.html gives them); nothing when it has neither."""
+    shown = {"error": field.errors, "help": field.help_text}
+    ids = [f"{field.id_for_label}-{part}" for part, present in shown.items() if present]
+    return format_html('aria-describedby="{}"', " ".join(ids)) if ids else ""
