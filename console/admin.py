@@ -150,7 +150,7 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
     def resync_selected(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
         customers = list(queryset)
         for customer in customers:
-            request_resync(item=customer)
+            request_resync(item=customer, revive=True)
         self.message_user(
             request,
             f"Resync requested for {len(customers)} customer{'s' if len(customers) != 1 else ''}.",

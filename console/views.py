@@ -230,7 +230,7 @@ def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def customer_resync(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer.objects.non_polymorphic(), pk=pk)
-    request_resync(item=customer)
+    request_resync(item=customer, revive=True)
     messages.success(request, f"Resync of “{customer}” requested.")
     return redirect(_next_url(request, reverse("console:customer-list")))
 

@@ -44,7 +44,9 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
 
     compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "kafka", "migrate", "web", "relay", "stripe_worker", "inward_worker"}
+    assert set(services) == {
+        "postgres", "kafka", "migrate", "web", "relay", "stripe_worker", "inward_worker", "stripe_catchup"
+    }
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     assert not any("zookeeper" in str(value).lower() for value in services["kafka"].values())
@@ -52,12 +54,12 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
 
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
     commands = get_commands()
-    for name in ("migrate", "relay", "stripe_worker", "inward_worker"):
+    for name in ("migrate", "relay", "stripe_worker", "inward_worker", "stripe_catchup"):
         command = services[name]["command"]
         assert command[:2] == ["python", "manage.py"] and command[2] in commands, command
         assert set(services[name]["environment"]) <= documented
     procfile = (BASE_DIR / "Procfile").read_text()
-    for name in ("run_outbox_relay", "run_stripe_worker", "run_inward_sync_worker"):
+    for name in ("run_outbox_relay", "run_stripe_worker", "run_inward_sync_worker", "run_stripe_catchup"):
         assert name in procfile
 
 

@@ -13,9 +13,10 @@ WEBHOOK_OPERATION = {
     "operationId": "webhooks_stripe_create",
     "summary": "Stripe webhook endpoint",
     "description": (
-        "Verifies the `Stripe-Signature` header against `STRIPE_WEBHOOK_SECRET` on the raw body, then "
-        "records `customer.created/updated/deleted` for the inward worker. Other event types are "
-        "acknowledged and ignored."
+        "Verifies the `Stripe-Signature` header against `STRIPE_WEBHOOK_SECRET` (any of its comma-separated "
+        "secrets, for rotations) on the raw body, then records `customer.created/updated/deleted` carrying a "
+        "customer object for the inward worker. Other events (other types, or a `customer.*` event carrying "
+        "another object) are acknowledged and ignored. Bodies over `WEBHOOK_MAX_BYTES` are refused."
     ),
     "tags": ["webhooks"],
     "security": [],
@@ -47,6 +48,7 @@ WEBHOOK_OPERATION = {
         },
         "400": {"description": "Missing or invalid signature, or malformed payload", "content": _DETAIL},
         "405": {"description": "Any method but POST"},
+        "413": {"description": "Body larger than WEBHOOK_MAX_BYTES", "content": _DETAIL},
         "503": {"description": "Could not be recorded now; Stripe will deliver it again", "content": _DETAIL},
     },
 }
