@@ -231,6 +231,8 @@ def csv_row_values(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[
                 values[column] = json.loads(text) if text else {}
             except json.JSONDecodeError as exc:
                 errors[column] = [f'Not JSON text such as {{"plan": "gold"}}: {exc.msg} (character {exc.pos + 1}).']
+            except RecursionError:  # nested deeper than Python can parse
+                errors[column] = ['Not JSON text such as {"plan": "gold"}: nested too deeply.']
         elif column == "preferred_locales":
             values[column] = parse_locales(text)
         elif column != "id" or text:
@@ -264,21 +266,25 @@ class CustomerCsvImportForm(forms.Form):
         except UnicodeDecodeError:
             raise forms.ValidationError("The file is not UTF-8 text.") from None
         reader = csv.DictReader(io.StringIO(text))
-        header = {f.strip().lower() for f in reader.fieldnames or [] if f}
-        if not header & set(CUSTOMER_FIELDS):
-            raise forms.ValidationError(
-                f"The first line must name the columns: {', '.join(CUSTOMER_FIELDS)} (any of them), and id to update."
-            )
-        rows = [
-            csv_row_values(
-                {
-                    key.strip().lower(): (value or "").strip()
-                    for key, value in row.items()
-                    if key and key.strip().lower() in CSV_COLUMNS
-                }
-            )
-            for row in reader
-        ]
+        try:
+            header = {f.strip().lower() for f in reader.fieldnames or [] if f}
+            if not header & set(CUSTOMER_FIELDS):
+                raise forms.ValidationError(
+                    f"The first line must name the columns: {', '.join(CUSTOMER_FIELDS)} (any of them), "
+                    "and id to update."
+                )
+            rows = [
+                csv_row_values(
+                    {
+                        key.strip().lower(): (value or "").strip()
+                        for key, value in row.items()
+                        if key and key.strip().lower() in CSV_COLUMNS
+                    }
+                )
+                for row in reader
+            ]
+        except csv.Error as exc:  # e.g. a field over the csv module's limit (128 KiB)
+            raise forms.ValidationError(f"The file is not readable CSV: {exc}.") from None
         if not rows:
             raise forms.ValidationError("The file has no rows.")
         if len(rows) > MAX_ROWS:

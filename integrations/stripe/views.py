@@ -90,7 +90,7 @@ class StripeWebhookView(View):
             return _rejected("Invalid Stripe signature.")
         try:
             event = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python can parse
             return _rejected("Malformed JSON payload.")
         if not isinstance(event, dict):
             return _rejected("Not a well-formed Stripe event.")
