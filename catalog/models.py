@@ -7,6 +7,17 @@ from polymorphic.models import PolymorphicModel
 ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
 
 
+# The largest id a catalog item can have (DEFAULT_AUTO_FIELD is BigAutoField, a signed 64-bit
+# integer): a larger one matches no row, and must not reach the database, which overflows on it.
+ITEM_ID_MAX = 2**63 - 1
+
+
+def item_id_in_range(value: object) -> bool:
+    """Whether `value` (an int, or the digits of a URL) can be the id of a catalog item."""
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) <= len(str(ITEM_ID_MAX)) and 1 <= int(text) <= ITEM_ID_MAX
+
+
 class CatalogItem(PolymorphicModel):
     """Base of everything the hub keeps in sync; each subclass is one catalog type."""
 

@@ -1,7 +1,7 @@
 from django_countries import countries
 from rest_framework import serializers
 
-from .models import CatalogIntegration, Customer
+from .models import ITEM_ID_MAX, CatalogIntegration, Customer
 from .services import DUPLICATE_EMAIL_MESSAGE, customer_email_taken, normalize_email
 from .validators import validate_metadata, validate_preferred_locales
 
@@ -121,7 +121,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
 class CustomerBulkRowSerializer(CustomerSerializer):
     """A row of a bulk call: a customer, with `id` to update that one (only the fields named)."""
 
-    id = serializers.IntegerField(required=False, help_text="Update this customer; omit to create one.")
+    id = serializers.IntegerField(
+        required=False, min_value=1, max_value=ITEM_ID_MAX, help_text="Update this customer; omit to create one."
+    )
 
     class Meta(CustomerSerializer.Meta):
         fields = ["id", "name", "email", "phone", "description", "address", "metadata", "preferred_locales"]
@@ -135,8 +137,10 @@ class CustomerBulkRequestSerializer(serializers.Serializer):
 class CustomerBulkResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["created", "updated", "error"])
-    id = serializers.IntegerField(allow_null=True)
-    errors = serializers.DictField()
+    id = serializers.IntegerField(
+        allow_null=True, help_text="The customer created or updated; null when the row's id was missing or invalid."
+    )
+    errors = serializers.DictField(help_text="Field errors of the row, as in a 400: {field: [messages]}.")
 
 
 class CustomerBulkResponseSerializer(serializers.Serializer):

@@ -1,7 +1,8 @@
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import filters, generics, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -10,7 +11,7 @@ from synchub.filters import StableOrderingFilter
 from . import services
 from .bulk import MAX_ROWS, customers_bulk_save
 from .filters import CustomerFilter, IntegrationFilter
-from .models import CatalogIntegration, Customer, SyncStatus
+from .models import ITEM_ID_MAX, CatalogIntegration, Customer, SyncStatus, item_id_in_range
 from .serializers import (
     CustomerBulkRequestSerializer,
     CustomerBulkResponseSerializer,
@@ -19,7 +20,20 @@ from .serializers import (
     IntegrationSerializer,
 )
 
+CUSTOMER_ID = OpenApiParameter(
+    "id",
+    type={"type": "integer", "minimum": 1, "maximum": ITEM_ID_MAX},
+    location=OpenApiParameter.PATH,
+    description="The customer's id; an id of no customer (or out of this range) is a 404.",
+)
 
+
+@extend_schema_view(
+    **{
+        name: extend_schema(parameters=[CUSTOMER_ID])
+        for name in ("retrieve", "update", "partial_update", "destroy", "integration_status")
+    }
+)
 class CustomerViewSet(viewsets.ModelViewSet):
     """Customers of the local catalog. Every change is pushed to the integrations (Stripe)."""
 
@@ -29,6 +43,13 @@ class CustomerViewSet(viewsets.ModelViewSet):
     filterset_class = CustomerFilter
     search_fields = ["name", "email"]
     ordering_fields = ["id", "name", "email", "created_at", "updated_at"]
+
+    def get_object(self) -> Customer:
+        # Looking up an id beyond BigAutoField's range overflows in the database (a 500); no
+        # customer can have it, so it is a 404 without a query.
+        if not item_id_in_range(self.kwargs[self.lookup_url_kwarg or self.lookup_field]):
+            raise NotFound("No Customer matches the given query.")
+        return super().get_object()
 
     def perform_create(self, serializer: CustomerSerializer) -> None:
         serializer.instance = services.customer_create(**serializer.validated_data)

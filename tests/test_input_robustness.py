@@ -61,3 +61,45 @@ def test_csv_import_reports_metadata_nested_too_deeply(admin_client):
 def test_csv_import_reports_a_field_over_the_csv_limit(admin_client):
     html = import_csv(admin_client, f"name,email\n{'x' * 200_000},big@example.com\n")
     assert "The file is not readable CSV: field larger than field limit" in html
+
+
+HUGE_ID = 27503541270556450816  # beyond 64 bits
+
+
+def test_an_id_out_of_range_in_the_url_is_a_404(api_client):
+    for customer_id in [HUGE_ID, 2**63, 10**400, 0, -1, "１"]:
+        for method, suffix in [("get", ""), ("put", ""), ("patch", ""), ("delete", ""), ("get", "/integration-status")]:
+            url = f"/api/customers/{customer_id}{suffix}"
+            response = getattr(api_client, method)(url, {"name": "x"}, format="json")
+            assert response.status_code == 404, (method, url, response.content)
+            assert response.json() == {"detail": "No Customer matches the given query."}
+
+
+def test_the_largest_id_is_looked_up(api_client):
+    assert api_client.get(f"/api/customers/{2**63 - 1}").status_code == 404
+    customer = CustomerFactory()
+    assert api_client.get(f"/api/customers/{customer.pk}").status_code == 200
+
+
+def test_bulk_row_ids_are_validated_and_results_carry_an_integer_or_null(api_client):
+    existing = CustomerFactory(name="Before")
+    rows = [
+        {"id": HUGE_ID, "name": "huge"},
+        {"id": "abc", "name": "text"},
+        {"id": 0, "name": "zero"},
+        {"id": [1], "name": "list"},
+        {"id": True, "name": "bool"},
+        {"id": 2**63 - 1, "name": "nobody"},
+        {"id": str(existing.pk), "name": "After"},
+    ]
+    response = api_client.post("/api/customers/bulk", {"customers": rows}, format="json")
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert [r["id"] for r in results] == [None, None, None, None, None, 2**63 - 1, existing.pk]
+    assert [r["status"] for r in results] == ["error"] * 6 + ["updated"]
+    assert results[0]["errors"] == {"id": ["Ensure this value is less than or equal to 9223372036854775807."]}
+    assert results[1]["errors"] == {"id": ["A valid integer is required."]}
+    assert results[2]["errors"] == {"id": ["Ensure this value is greater than or equal to 1."]}
+    assert results[5]["errors"] == {"id": ["No such customer."]}
+    existing.refresh_from_db()
+    assert existing.name == "After"
