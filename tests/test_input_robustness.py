@@ -3,9 +3,15 @@ what is wrong. Runs on the configured database (SQLite by default; CI: PostgreSQ
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
+
+from catalog.models import CatalogIntegration
+from sync.models import SyncEvent
 
 from .factories import CustomerFactory
 from .helpers import stripe_signature
@@ -103,3 +109,53 @@ def test_bulk_row_ids_are_validated_and_results_carry_an_integer_or_null(api_cli
     assert results[5]["errors"] == {"id": ["No such customer."]}
     existing.refresh_from_db()
     assert existing.name == "After"
+
+
+DATETIME_FILTERS = [
+    ("/api/customers", "created_after"),
+    ("/api/customers", "created_before"),
+    ("/api/customers", "updated_after"),
+    ("/api/integrations", "created_after"),
+    ("/api/integrations", "created_before"),
+    ("/api/sync-events", "created_after"),
+    ("/api/sync-events", "created_before"),
+]
+
+
+def test_datetime_filters_take_any_utc_offset_python_can_read(api_client):
+    """PostgreSQL refuses offsets beyond ±15:59; the filters query in UTC, so any works."""
+    customer = CustomerFactory()
+    CatalogIntegration.objects.update_or_create(catalog_item=customer, integration_type="stripe")
+    SyncEvent.objects.create(task="t", item_id=customer.pk, outcome="succeeded")
+    for offset in ["+16:00", "-23:59", "+23:59", "+05:45", "Z"]:
+        # An hour ago here, at the other end of the world.
+        moment = (timezone.now() - datetime.timedelta(hours=1)).astimezone(utc_offset(offset))
+        value = moment.isoformat().replace("+00:00", "Z")
+        for url, name in DATETIME_FILTERS:
+            response = api_client.get(url, {name: value})
+            assert response.status_code == 200, (url, name, value, response.content)
+            assert response.json()["count"] == (1 if name.endswith("_after") else 0), (url, name, value)
+
+
+def utc_offset(text: str) -> datetime.tzinfo:
+    if text == "Z":
+        return datetime.timezone.utc
+    sign = 1 if text[0] == "+" else -1
+    hours, minutes = map(int, text[1:].split(":"))
+    return datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0001-01-01T00:00:00+01:00", "Out of range once converted to UTC."),
+        ("9999-12-31T23:59:59-01:00", "Out of range once converted to UTC."),
+        ("2024-01-01T00:00:00+24:00", "Enter a valid date/time."),
+        ("2024-13-01T00:00:00Z", "Enter a valid date/time."),
+    ],
+)
+def test_a_datetime_filter_utc_cannot_hold_is_a_field_error(api_client, value, message):
+    for url, name in DATETIME_FILTERS:
+        response = api_client.get(url, {name: value})
+        assert response.status_code == 400, (url, name, response.content)
+        assert response.json() == {name: [message]}
