@@ -7,10 +7,12 @@ import datetime
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DataError
 from django.test import Client
 from django.utils import timezone
 
-from catalog.models import CatalogIntegration
+from catalog import services
+from catalog.models import CatalogIntegration, Customer
 from sync.models import SyncEvent
 
 from .factories import CustomerFactory
@@ -159,3 +161,28 @@ def test_a_datetime_filter_utc_cannot_hold_is_a_field_error(api_client, value, m
         response = api_client.get(url, {name: value})
         assert response.status_code == 400, (url, name, response.content)
         assert response.json() == {name: [message]}
+
+
+def test_a_value_the_database_refuses_is_a_400_and_nothing_is_saved(api_client, monkeypatch):
+    """Serializers check lengths and ranges first; should one miss a check, the database's
+    DataError is still a 400, and the request's transaction is rolled back."""
+
+    def create_too_long(**fields):
+        Customer.objects.create(name="saved first")
+        Customer.objects.create(name="x" * 300)  # a DataError on PostgreSQL (varchar(256))
+        raise DataError("value too long for type character varying(256)")  # SQLite has no such limit
+
+    monkeypatch.setattr(services, "customer_create", create_too_long)
+    response = api_client.post("/api/customers", {"name": "Ada"}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"non_field_errors": ["A value is too long or out of range."]}
+    assert not Customer.objects.exists()
+
+
+def test_an_integer_sqlite_cannot_hold_is_a_400(api_client, monkeypatch):
+    def overflow(**fields):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(services, "customer_create", overflow)
+    response = api_client.post("/api/customers", {"name": "Ada"}, format="json")
+    assert response.status_code == 400
