@@ -10,6 +10,10 @@ from .validators import validate_metadata, validate_preferred_locales
 NAME_MAX_LENGTH = 256
 PHONE_MAX_LENGTH = 20
 TEXT_MAX_LENGTH = 5000
+NON_ASCII_EMAIL_MESSAGE = (
+    "Enter an email address in ASCII characters only; write an internationalised domain in its "
+    "xn-- form (x@bücher.example is x@xn--bcher-kva.example)."
+)
 
 
 class CountryCodeField(serializers.ChoiceField):
@@ -76,6 +80,10 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     def validate_email(self, value: str | None) -> str | None:
         value = normalize_email(value)
+        if value is not None and not value.isascii():
+            # The schema's `format: email` is an ASCII address (RFC 5321), and Stripe's own checks
+            # vary on internationalised ones; inward, the model still takes whatever Stripe holds.
+            raise serializers.ValidationError(NON_ASCII_EMAIL_MESSAGE)
         exclude_id = self.instance.pk if self.instance is not None else None
         if customer_email_taken(email=value, exclude_id=exclude_id):
             raise serializers.ValidationError(DUPLICATE_EMAIL_MESSAGE)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import DataError
+from django.db import DataError, connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
 from catalog import services
 from catalog.models import CatalogIntegration, Customer
+from catalog.selectors import customers_with_email
 from sync.models import SyncEvent
 
 from .factories import CustomerFactory
@@ -186,3 +189,57 @@ def test_an_integer_sqlite_cannot_hold_is_a_400(api_client, monkeypatch):
     monkeypatch.setattr(services, "customer_create", overflow)
     response = api_client.post("/api/customers", {"name": "Ada"}, format="json")
     assert response.status_code == 400
+
+
+def test_the_api_refuses_non_ascii_emails_with_a_field_error(api_client):
+    for email in ["x@bücher.example", "ü@example.com"]:
+        response = api_client.post("/api/customers", {"name": "IDN", "email": email}, format="json")
+        assert response.status_code == 400, response.content
+        assert list(response.json()) == ["email"]
+    assert "xn--" in api_client.post("/api/customers", {"email": "x@bücher.example"}, format="json").json()["email"][0]
+    bulk = api_client.post("/api/customers/bulk", {"customers": [{"email": "x@bücher.example"}]}, format="json")
+    assert list(bulk.json()["results"][0]["errors"]) == ["email"]
+    ascii_form = api_client.post("/api/customers", {"email": "x@xn--bcher-kva.example"}, format="json")
+    assert ascii_form.status_code == 201
+    assert not Customer.objects.filter(email__contains="ü").exists()
+
+
+def test_emails_are_unique_regardless_of_case_the_same_way_on_every_database():
+    """Inward (what Stripe holds) any email is taken; SQLite's LOWER() folds ASCII only, so the
+    key is folded in Python: x@BÜCHER.example is x@bücher.example on SQLite too."""
+    first = services.customer_create(name="Bücher", email="x@bücher.example")
+    assert first.email == "x@bücher.example" and first.email_key == "x@bücher.example"
+    for same in ["x@BÜCHER.example", "X@Bücher.EXAMPLE"]:
+        with pytest.raises(ValidationError) as raised:
+            services.customer_create(name="again", email=same)
+        assert raised.value.message_dict == {"email": [services.DUPLICATE_EMAIL_MESSAGE]}
+    assert list(customers_with_email("X@BÜCHER.EXAMPLE")) == [first]
+    assert list(customers_with_email("")) == []
+    # A save naming only the email keeps its key in step.
+    first.email = "Y@BÜCHER.example"
+    first.save(update_fields=["email"])
+    assert Customer.objects.get(pk=first.pk).email_key == "y@bücher.example"
+    assert list(customers_with_email("y@bücher.EXAMPLE")) == [first]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keys_the_emails_customers_already_have(capsys):
+    before, after = [("catalog", "0002_customer_stripe_fields")], [("catalog", "0003_customer_email_key")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("catalog", "Customer")
+        # Distinct under LOWER() (the old index) on both databases, one key when case-folded.
+        ada, strasse, shouting, nobody = (
+            old.objects.create(catalog_type="customer", email=email).pk
+            for email in ["Ada@Example.com", "straße@example.com", "STRASSE@example.com", None]
+        )
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        new = executor.loader.project_state(after).apps.get_model("catalog", "Customer")
+        keys = dict(new.objects.values_list("pk", "email_key"))
+        assert keys == {ada: "ada@example.com", strasse: "strasse@example.com", shouting: None, nobody: None}
+        assert f"no email_key): [{shouting}]" in capsys.readouterr().out
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
