@@ -1,12 +1,12 @@
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import filters, generics, status, viewsets
+from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synchub.filters import StableOrderingFilter
+from synchub.filters import SearchFilter, StableOrderingFilter
 
 from . import services
 from .bulk import MAX_ROWS, customers_bulk_save
@@ -39,7 +39,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
 
     serializer_class = CustomerSerializer
     queryset = Customer.objects.non_polymorphic().order_by("-id")
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = CustomerFilter
     search_fields = ["name", "email"]
     ordering_fields = ["id", "name", "email", "created_at", "updated_at"]
@@ -91,7 +91,7 @@ class IntegrationListView(generics.ListAPIView):
 
     serializer_class = IntegrationSerializer
     queryset = CatalogIntegration.objects.select_related("catalog_item__customer").order_by("-id")
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = IntegrationFilter
     search_fields = ["integration_id", "catalog_item__customer__name", "catalog_item__customer__email"]
     ordering_fields = ["id", "status", "last_synced_at", "created_at"]

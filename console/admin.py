@@ -24,6 +24,7 @@ from catalog.bulk import MAX_ROWS, customers_bulk_save
 from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer
 from integrations.stripe import INTEGRATION_TYPE as STRIPE
 from sync.outward import request_resync
+from synchub.parsers import has_lone_surrogate
 
 from .forms import (
     CUSTOMER_FIELDS,
@@ -229,6 +230,8 @@ def csv_row_values(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[
         if column == "metadata":
             try:
                 values[column] = json.loads(text) if text else {}
+                if has_lone_surrogate(values[column]):
+                    errors[column] = ["Not JSON text that can be stored: a \\u escape is half a surrogate pair."]
             except json.JSONDecodeError as exc:
                 errors[column] = [f'Not JSON text such as {{"plan": "gold"}}: {exc.msg} (character {exc.pos + 1}).']
             except RecursionError:  # nested deeper than Python can parse

@@ -3,10 +3,11 @@ import datetime
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
-from rest_framework.filters import OrderingFilter
+from rest_framework import filters
+from rest_framework.exceptions import ValidationError
 
 
-class StableOrderingFilter(OrderingFilter):
+class StableOrderingFilter(filters.OrderingFilter):
     """Ordering with the primary key as the last tiebreaker, so pages never overlap or skip rows
     when the chosen field has equal values."""
 
@@ -15,6 +16,17 @@ class StableOrderingFilter(OrderingFilter):
         if not any(field.lstrip("-") in ("id", "pk") for field in ordering):
             ordering.append("-id")
         return ordering
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's search, whose refused terms (a NUL character) are a field error of `search`, shaped as
+    every other 400 is ({field: [messages]}), not a bare list of messages."""
+
+    def get_search_terms(self, request):
+        try:
+            return super().get_search_terms(request)
+        except ValidationError as exc:
+            raise ValidationError({self.search_param: exc.detail}) from None
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):

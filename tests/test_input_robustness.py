@@ -17,6 +17,7 @@ from catalog import services
 from catalog.models import CatalogIntegration, Customer
 from catalog.selectors import customers_with_email
 from sync.models import SyncEvent
+from synchub.parsers import LONE_SURROGATE
 
 from .factories import CustomerFactory
 from .helpers import stripe_signature
@@ -243,3 +244,42 @@ def test_the_migration_keys_the_emails_customers_already_have(capsys):
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_a_lone_surrogate_escape_is_a_400(api_client, webhook_secret):
+    """`"\\ud800"` is valid JSON but no character: the database and a UTF-8 answer quoting it
+    (`"\\ud800" is not a valid choice`) both failed on it."""
+    for body in [
+        b'{"name": "ok", "address": {"country": "\\ud800"}}',
+        b'{"name": "ok", "metadata": {"\\udc00": "x"}}',
+        b'{"customers": [{"name": "\\ud800"}]}',
+    ]:
+        response = api_client.post("/api/customers", body, content_type="application/json")
+        assert response.status_code == 400, (body, response.content)
+        assert response.json() == {"detail": LONE_SURROGATE}
+    # A pair is one character, and fine.
+    emoji = api_client.post("/api/customers", b'{"name": "\\ud83d\\ude00"}', content_type="application/json")
+    assert emoji.status_code == 201 and emoji.json()["name"] == "😀"
+
+    body = b'{"id": "evt_1", "type": "customer.created", "data": {"object": {"id": "cus_1", "name": "\\ud800"}}}'
+    signature = stripe_signature(body, webhook_secret)
+    webhook = Client().post("/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
+    assert webhook.status_code == 400
+
+
+def test_null_characters_are_field_errors(api_client):
+    response = api_client.post("/api/customers", {"name": "ok", "metadata": {"a\x00": "b"}}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["metadata"]
+    for url in ["/api/customers", "/api/integrations"]:
+        response = api_client.get(url, {"search": "a\x00b"})
+        assert response.status_code == 400
+        assert response.json() == {"search": ["Null characters are not allowed."]}
+
+
+def test_a_body_over_the_upload_limit_is_a_413_in_json(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api_client.post("/api/customers", {"name": "x" * 2000}, format="json")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body larger than 1000 bytes."}
+
