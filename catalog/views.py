@@ -13,8 +13,8 @@ from .bulk import MAX_ROWS, customers_bulk_save
 from .filters import CustomerFilter, IntegrationFilter
 from .models import ITEM_ID_MAX, CatalogIntegration, Customer, SyncStatus, item_id_in_range
 from .serializers import (
-    CustomerBulkRequestSerializer,
     CustomerBulkResponseSerializer,
+    CustomerBulkSerializer,
     CustomerIntegrationStatusSerializer,
     CustomerSerializer,
     IntegrationSerializer,
@@ -60,7 +60,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: Customer) -> None:
         services.customer_delete(customer=instance)
 
-    @extend_schema(request=CustomerBulkRequestSerializer, responses=CustomerBulkResponseSerializer)
+    @extend_schema(request=CustomerBulkSerializer, responses=CustomerBulkResponseSerializer)
     @action(detail=False, methods=["post"], url_path="bulk")
     def bulk(self, request: Request) -> Response:
         """Create (rows without `id`) or update (rows with `id`) up to 1000 customers; valid rows are

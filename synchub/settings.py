@@ -146,6 +146,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Local customer catalog kept in two-way sync with Stripe.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get components of their own (CustomerRequest...): what is sent and what is
+    # answered differ (read-only fields; emails: ASCII sent, any answered), and each is told.
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -157,6 +160,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.stripe.openapi.document_webhook",
+        "synchub.openapi.document_error_responses",
     ],
 }
 

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from catalog import services
-from catalog.models import CatalogIntegration, Customer
+from catalog.models import CatalogIntegration, CatalogItem, Customer
 from catalog.selectors import customers_with_email
 from sync.models import SyncEvent
 from synchub.parsers import LONE_SURROGATE
@@ -283,3 +283,67 @@ def test_a_body_over_the_upload_limit_is_a_413_in_json(api_client, settings):
     assert response.status_code == 413
     assert response.json() == {"detail": "Request body larger than 1000 bytes."}
 
+
+def schema(client) -> dict:
+    response = client.get("/api/schema?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_documents_every_error_answer_with_its_body(api_client):
+    paths = schema(api_client)["paths"]
+    operations = {(method, path): op for path, ops in paths.items() for method, op in ops.items()}
+    for (method, path), operation in operations.items():
+        if not path.startswith("/api/"):
+            continue
+        responses = operation["responses"]
+        expected = {"401", "403", "404", "406"}
+        if method in ("post", "put", "patch"):
+            expected |= {"400", "413", "415"}
+        assert expected <= set(responses), (method, path, sorted(responses))
+        assert "429" not in responses  # no throttle is configured
+        for status in expected - {"400"}:
+            assert responses[status]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorDetail"
+            }
+    assert "400" in operations[("get", "/api/customers")]["responses"]  # filters
+    assert "400" not in operations[("get", "/api/customers/{id}")]["responses"]
+    assert operations[("post", "/api/customers")]["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/FieldErrors"
+    }
+    # The webhook keeps its own answers.
+    assert set(paths["/webhooks/stripe"]["post"]["responses"]) == {"200", "400", "405", "413", "503"}
+
+
+def test_the_schema_documents_429_once_requests_are_throttled(api_client, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+        "DEFAULT_THROTTLE_RATES": {"user": "10000/minute"},
+    }
+    for operations in schema(api_client)["paths"].values():
+        for operation in operations.values():
+            if operation.get("security"):
+                assert "429" in operation["responses"]
+
+
+def test_the_schema_tells_what_may_be_null_and_which_emails_are_taken(api_client):
+    components = schema(api_client)["components"]["schemas"]
+    for name in ["customer_name", "customer_email"]:
+        assert components["Integration"]["properties"][name]["nullable"] is True
+    assert components["CustomerRequest"]["properties"]["email"]["oneOf"][0]["format"] == "email"
+    assert components["Customer"]["properties"]["email"]["oneOf"][0]["format"] == "idn-email"
+    result_id = components["CustomerBulkResult"]["properties"]["id"]
+    assert result_id["type"] == "integer" and result_id["nullable"] is True
+    row_id = components["CustomerBulkRowRequest"]["properties"]["id"]
+    assert (row_id["minimum"], row_id["maximum"]) == (1, 2**63 - 1)
+
+
+def test_mappings_without_a_customer_name_or_email_are_listed_with_nulls(api_client):
+    without_email = Customer.objects.create(name="No email", email=None)
+    CatalogIntegration.objects.update_or_create(catalog_item=without_email, integration_type="stripe")
+    CatalogIntegration.objects.create(catalog_item=CatalogItem.objects.create(), integration_type="other")
+    rows = {row["customer_id"]: row for row in api_client.get("/api/integrations").json()["results"]}
+    assert rows[without_email.pk]["customer_email"] is None
+    [other] = [row for row in rows.values() if row["integration_type"] == "other"]
+    assert other["customer_name"] is None and other["customer_email"] is None
