@@ -21,7 +21,7 @@ from polymorphic.admin import PolymorphicChildModelAdmin
 
 from catalog import selectors, services
 from catalog.bulk import MAX_ROWS, customers_bulk_save
-from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer
+from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer, item_id_in_range
 from integrations.stripe import INTEGRATION_TYPE as STRIPE
 from sync.outward import request_resync
 from synchub.parsers import has_lone_surrogate
@@ -119,6 +119,12 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
     inlines = [CatalogIntegrationInline]
     actions = ["resync_selected", "export_csv"]
     change_list_template = "admin/catalog/customer/change_list.html"
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Customer | None:
+        # An id no customer can have: "does not exist", as any unknown id (the look-up overflows).
+        if from_field is None and not item_id_in_range(object_id):
+            return None
+        return super().get_object(request, object_id, from_field)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The status comes with the list query (a subquery), not one query per row.

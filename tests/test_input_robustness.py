@@ -347,3 +347,17 @@ def test_mappings_without_a_customer_name_or_email_are_listed_with_nulls(api_cli
     assert rows[without_email.pk]["customer_email"] is None
     [other] = [row for row in rows.values() if row["integration_type"] == "other"]
     assert other["customer_name"] is None and other["customer_email"] is None
+
+
+def test_the_console_and_admin_answer_any_id_and_search_without_a_500(admin_client):
+    for url in [
+        f"/customers/{HUGE_ID}/edit/",
+        f"/customers/{HUGE_ID}/delete/",
+        f"/admin/catalog/customer/{HUGE_ID}/change/",
+        f"/admin/catalog/customer/{HUGE_ID}/delete/",
+    ]:
+        assert admin_client.get(url).status_code in (302, 404), url
+    statuses = admin_client.get("/customers/statuses.json", {"ids": f"{HUGE_ID},1"})
+    assert statuses.status_code == 200 and statuses.json() == {"statuses": {}}
+    assert admin_client.get("/customers/", {"q": "a\x00b"}).status_code == 200
+    assert admin_client.get(f"/customers/{CustomerFactory().pk}/edit/").status_code == 200
