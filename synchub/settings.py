@@ -131,12 +131,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON only: nested fields (address, metadata, bulk rows) cannot be sent as form fields, so
-    # the schema offers no form encodings; the parser turns too deep nesting into a 400.
-    "DEFAULT_PARSER_CLASSES": ["synchub.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "synchub.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON only: nested fields (address, metadata, bulk rows) cannot be sent as form fields, so the
+    # schema offers no form encodings; the parser turns too deep nesting and lone surrogates into 400s.
+    "DEFAULT_PARSER_CLASSES": ["synchub.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "synchub.api.exception_handler",
 }
