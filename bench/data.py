@@ -29,11 +29,17 @@ def insert_customers(*, count: int, linked: int = 0, prefix: str = "bench") -> t
                 FROM generate_series(1, %s)
                 RETURNING id
             ), numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM items)
-            INSERT INTO catalog_customer (catalogitem_ptr_id, name, email)
-            SELECT id, %s || ' ' || n, %s || n || '@example.com' FROM numbered
+            INSERT INTO catalog_customer (
+                catalogitem_ptr_id, name, email, email_key, phone, description, address_line1, address_line2,
+                address_city, address_state, address_postal_code, address_country, metadata, preferred_locales
+            )
+            SELECT id, %s || ' ' || n, %s || n || '@example.com', lower(%s || n || '@example.com'),
+                   '', '', '', '', '', '', '', '', '{}', '[]'
+            FROM numbered
             RETURNING catalogitem_ptr_id
             """,
-            [ctype, count, prefix, prefix],
+            # email_key as Customer.save sets it (customer_email_key): for ASCII, casefold is lower().
+            [ctype, count, prefix, prefix, prefix],
         )
         ids = sorted(row[0] for row in cursor.fetchall())
         if linked:
