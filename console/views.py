@@ -40,6 +40,7 @@ CUSTOMER_COLUMNS = [
 ]  # fmt: skip
 DEFAULT_CUSTOMER_SORT = "-updated"
 MAX_STATUS_IDS = 200
+RESYNCABLE_STATUSES = (SyncStatus.FAILED.value, selectors.UNSYNCED)
 
 # Anonymous and non-staff users alike go to the login page.
 staff_required = user_passes_test(lambda user: user.is_active and user.is_staff)
@@ -147,6 +148,8 @@ def customer_list(request: HttpRequest) -> HttpResponse:
             "columns": _sort_columns(sort),
             "statuses": selectors.CUSTOMER_SYNC_STATUSES,
             "failed": SyncStatus.FAILED,
+            # Failed, or deleted in Stripe (unlinked): a staff resync sends it (again) on purpose.
+            "resyncable": RESYNCABLE_STATUSES,
         },
     )
 

@@ -201,7 +201,7 @@ def test_openapi_schema_documents_the_webhook(api_client):
     """The webhook is a plain Django view; the schema still describes it (signature header, answers)."""
     operation = api_client.get("/api/schema?format=json").json()["paths"]["/webhooks/stripe"]["post"]
     assert [p["name"] for p in operation["parameters"]] == ["Stripe-Signature"]
-    assert set(operation["responses"]) == {"200", "400", "405", "413", "503"}
+    assert set(operation["responses"]) == {"200", "400", "405", "411", "413", "503"}
     assert operation["security"] == []
 
 

@@ -214,7 +214,8 @@ def test_customer_list_searches_filters_and_sorts(staff):
         ada.pk,
     ]
 
-    # Only failed rows show their resync button and error.
+    # Failed rows show their resync button and error; synced ones neither (unsynced ones, deleted
+    # in Stripe, show the button too: a staff resync recreates them there).
     html = staff.get("/customers/").content.decode()
     rows = dict(re.findall(r'<tr data-customer-id="(\d+)">(.*?)</tr>', html, re.DOTALL))
     assert "data-resync hidden" not in rows[str(grace.pk)] and "Stripe said no" in rows[str(grace.pk)]

@@ -83,7 +83,8 @@
           badge.textContent = state.label;
         }
         const failed = state.status === "failed";
-        row.querySelector("[data-resync]").hidden = !failed;
+        // Failed, or deleted in Stripe (unsynced): staff may send it again on purpose.
+        row.querySelector("[data-resync]").hidden = !(failed || state.status === "unsynced");
         const error = row.querySelector("[data-sync-error]");
         error.hidden = !failed;
         error.textContent = failed ? state.error.substring(0, 120) : "";
