@@ -83,7 +83,8 @@
           badge.textContent = state.label;
         }
         const failed = state.status === "failed";
-        row.querySelector("[data-resync]").hidden = !failed;
+        const resync = row.querySelector("[data-resync]"); // absent without the resync permission
+        if (resync) resync.hidden = !failed;
         const error = row.querySelector("[data-sync-error]");
         error.hidden = !failed;
         error.textContent = failed ? state.error.substring(0, 120) : "";
