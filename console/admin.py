@@ -218,7 +218,7 @@ def csv_export_row(customer: Customer) -> list[Any]:
         customer.phone,
         customer.description,
         *(customer.address[part] for part in ADDRESS_PARTS),
-        json.dumps(customer.metadata or {}, ensure_ascii=False),
+        json.dumps(customer.metadata or {}, ensure_ascii=False, sort_keys=True),
         ",".join(customer.preferred_locales or []),
         customer.sync_status,
     ]

@@ -288,7 +288,7 @@ STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
 # Empty: the real Stripe API. Set to an emulator's address (localstripe) for the sandbox and tests.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # Comma-separated: during a rotation both the old and the new signing secret are accepted.
-STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Pins the API version of every Stripe call (empty: the account's default version).
 STRIPE_API_VERSION = env("STRIPE_API_VERSION", default="")
 # Which customer fields sync with Stripe, and which way (README "Field map"); empty: every field both ways.

@@ -627,7 +627,7 @@ def test_admin_exports_every_field_as_csv(admin_client_):
         "id": str(ada.pk), "name": "Ada", "email": "ada@example.com", "phone": "+44 20 7946 0000",
         "description": "Line one\nline two", "address_line1": "12 St James's Square", "address_line2": "",
         "address_city": "London", "address_state": "", "address_postal_code": "SW1Y 4JH", "address_country": "GB",
-        "metadata": '{"plan": "gold", "note": "café, \\"quoted\\""}', "preferred_locales": "en-GB,fr",
+        "metadata": '{"note": "café, \\"quoted\\"", "plan": "gold"}', "preferred_locales": "en-GB,fr",
         "sync_status": "failed",
     }  # fmt: skip
     assert second["metadata"] == "{}" and second["preferred_locales"] == "" and second["address_country"] == ""

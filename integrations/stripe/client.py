@@ -188,6 +188,4 @@ def stripe_client() -> stripe.StripeClient:
 
 def stripe_webhook_secrets() -> list[str]:
     """The signing secrets webhooks may carry: several while one is being rotated."""
-    configured = settings.STRIPE_WEBHOOK_SECRET
-    values = configured.split(",") if isinstance(configured, str) else configured
-    return [value.strip() for value in values if value.strip()]
+    return [value.strip() for value in settings.STRIPE_WEBHOOK_SECRET.split(",") if value.strip()]
