@@ -24,6 +24,7 @@ from catalog.bulk import MAX_ROWS, customers_bulk_save
 from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer
 from integrations.stripe import INTEGRATION_TYPE as STRIPE
 from sync.outward import request_resync
+from synchub.permissions import RESYNC_PERMISSION
 
 from .forms import (
     CUSTOMER_FIELDS,
@@ -146,7 +147,10 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
             dict(selectors.CUSTOMER_SYNC_STATUSES).get(status, status),
         )
 
-    @admin.action(description="Resync selected customers", permissions=["change"])
+    def has_resync_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RESYNC_PERMISSION)
+
+    @admin.action(description="Resync selected customers", permissions=["resync"])
     def resync_selected(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
         customers = list(queryset)
         for customer in customers:

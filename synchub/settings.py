@@ -4,6 +4,7 @@ Every value comes from the environment (or a `.env` file beside manage.py) throu
 django-environ; `.env.example` lists each variable with its meaning.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -35,6 +36,7 @@ THIRD_PARTY_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
 ]
 LOCAL_APPS = [
     "catalog",
@@ -53,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "synchub.urls"
@@ -93,6 +97,26 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: every login form (console, admin, the browsable API's) goes through
+# authenticate(), which axes refuses while the username + address pair is locked out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "synchub.permissions.PermissionsBackend",
+]
+# Lock a username + client address pair out after this many failed logins, for this long;
+# operators unlock with `manage.py axes_reset_username USER` (or the admin's access attempts).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "console/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+# Failures and lockouts are logged as warnings; without this, every login adds an INFO line too.
+AXES_VERBOSE = False
+# Throttles (API) and lockouts read and write this cache. The default is per process: with
+# several web workers a client may reach each one's limit; give production a shared cache
+# (e.g. redis://host:6379/1) for exact limits.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -127,15 +151,32 @@ LOGOUT_REDIRECT_URL = "console:login"
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "synchub.throttling.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Logged in, and holding the model's permission for the request (reads need "view"):
+    # synchub/permissions.py, README "Security".
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "synchub.permissions.ModelPermissions",
+    ],
     "DEFAULT_PAGINATION_CLASS": "synchub.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "synchub.api.exception_handler",
+    # Requests per client address (anonymous) or user; failed token checks per address. 429 with
+    # Retry-After above them. The webhook is a plain Django view: bounded by its size limit instead.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    # An empty rate turns that throttle off (the load tests' hubs).
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/min") or None,
+        "user": env("API_THROTTLE_USER", default="1200/min") or None,
+        "failed_auth": env("API_THROTTLE_FAILED_AUTH", default="20/min") or None,
+    },
 }
 
 SPECTACULAR_SETTINGS = {

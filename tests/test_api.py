@@ -152,7 +152,8 @@ def test_search_and_ordering(api_client):
 
 def test_list_uses_a_constant_number_of_queries(api_client, django_assert_max_num_queries):
     CustomerFactory.create_batch(30)
-    with django_assert_max_num_queries(4):
+    # The request's savepoint and its release, the user's permissions, the count, the page.
+    with django_assert_max_num_queries(5):
         response = api_client.get("/api/customers?page_size=100")
     assert len(response.data["results"]) == 30
 
@@ -173,7 +174,7 @@ def test_integration_status(api_client):
 def test_integrations_list_shows_the_customer(api_client, django_assert_max_num_queries):
     customers = CustomerFactory.create_batch(5)
     integration_record_synced(item_id=customers[0].pk, integration_type="stripe", integration_id="cus_a")
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         data = api_client.get("/api/integrations").data
     assert data["count"] == 5
     row = next(r for r in data["results"] if r["integration_id"] == "cus_a")
