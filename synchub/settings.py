@@ -8,14 +8,26 @@ from pathlib import Path
 
 import environ
 import xstatic.pkg.bootstrap
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me")
+SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
+# A published key lets anyone forge sessions, password-reset links and signed values, so with
+# DEBUG off the hub does not start without a key of its own (`make run` writes one into .env).
+# With DEBUG on, a fixed development key keeps sessions across restarts.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
+if not DEBUG and SECRET_KEY.strip() in ("", DEVELOPMENT_SECRET_KEY, "change-me"):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (or is a published placeholder) and DEBUG is off. Set SECRET_KEY in the "
+        "environment or in .env to a long random string, for example the output of "
+        '`python -c "import secrets; print(secrets.token_urlsafe(64))"`.'
+    )
+SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
