@@ -153,11 +153,17 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "synchub.api.exception_handler",
 }
 
+# /api/schema and /docs answer signed-in users only (session or token), unless this makes them public.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer Sync Hub API",
     "DESCRIPTION": "Local customer catalog kept in two-way sync with Stripe.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny" if API_DOCS_PUBLIC else "rest_framework.permissions.IsAuthenticated"
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -156,7 +156,11 @@ def test_workers_stop_cleanly_on_sigterm(hub):
 
 
 def test_gunicorn_serves_docs_static_files_health_and_metrics(hub):
-    docs = requests.get(f"{hub.base_url}/docs", timeout=10)
+    # The docs and the schema need a login (API_DOCS_PUBLIC is off): a browser goes to it.
+    signed_out = requests.get(f"{hub.base_url}/docs", timeout=10, allow_redirects=False)
+    assert signed_out.status_code == 302 and signed_out.headers["Location"] == "/api-auth/login/?next=/docs"
+    assert requests.get(f"{hub.base_url}/api/schema", timeout=10).status_code == 401
+    docs = hub.api("GET", "/docs")
     assert docs.status_code == 200
     asset = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
     assert asset in docs.text
