@@ -277,6 +277,9 @@ KAFKA_MAX_RECORD_BYTES = env.int("KAFKA_MAX_RECORD_BYTES", default=1_000_000)
 WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=256 * 1024)
 # Each /health check (database, Kafka, Stripe) gives up after this long.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+# /health gives each check's result (and error) to callers presenting this token, as it does to
+# staff; anyone else gets the status only. Empty: no token is accepted.
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # Audit trail rows (sync events) older than this are pruned by the relay.
 SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
 

@@ -12,7 +12,7 @@ import stripe
 
 from .conftest import ARTIFACTS
 from .helpers import stripe_event, stripe_signature, wait_until
-from .hub import Hub, running_hub
+from .hub import HEALTH_TOKEN, Hub, running_hub
 
 pytestmark = [pytest.mark.e2e]
 
@@ -167,6 +167,9 @@ def test_gunicorn_serves_docs_static_files_health_and_metrics(hub):
     served = requests.get(f"{hub.base_url}{asset}", timeout=10)
     assert served.status_code == 200 and len(served.content) > 100_000
     health = requests.get(f"{hub.base_url}/health", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}, health.text  # anyone: the status
+    headers = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
+    health = requests.get(f"{hub.base_url}/health", headers=headers, timeout=10)
     assert health.status_code == 200, health.text
     assert set(health.json()["checks"]) == {"database", "kafka", "stripe"}
     metrics = requests.get(f"{hub.base_url}/metrics", timeout=10).text
