@@ -42,9 +42,6 @@ CSV_COLUMNS = ["id", *CUSTOMER_FIELDS]
 # Exported, and ignored on import like any column not in CSV_COLUMNS.
 CSV_EXPORT_ONLY_COLUMNS = ["sync_status"]
 
-# Colours of the sync status in the customer list (the admin's own palette).
-STATUS_COLOURS = {"synced": "#198754", "pending": "#997404", "failed": "#dc3545", "unsynced": "#6c757d"}
-
 
 class CatalogIntegrationInline(admin.TabularInline):
     model = CatalogIntegration
@@ -120,6 +117,10 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
     actions = ["resync_selected", "export_csv"]
     change_list_template = "admin/catalog/customer/change_list.html"
 
+    class Media:
+        # The sync status colours, as classes: the Content-Security-Policy allows no inline styles.
+        css = {"all": ["console/admin.css"]}
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The status comes with the list query (a subquery), not one query per row.
         return selectors.with_sync_status(super().get_queryset(request), integration_type=STRIPE)
@@ -141,8 +142,8 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
     def sync_status(self, customer: Customer) -> str:
         status = customer.sync_status
         return format_html(
-            '<strong style="color: {}" title="{}">{}</strong>',
-            STATUS_COLOURS.get(status, "inherit"),
+            '<strong class="sync-status sync-status-{}" title="{}">{}</strong>',
+            status,
             customer.sync_error,
             dict(selectors.CUSTOMER_SYNC_STATUSES).get(status, status),
         )
