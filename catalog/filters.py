@@ -1,6 +1,8 @@
 import django_filters
 from django.db.models import QuerySet
 
+from synchub.filters import UtcIsoDateTimeFilter
+
 from .models import CatalogIntegration, Customer, SyncStatus
 from .selectors import customers_with_email
 
@@ -13,9 +15,9 @@ class CustomerFilter(django_filters.FilterSet):
         method="filter_sync_status",
         label="Sync status",
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     email = django_filters.CharFilter(method="filter_email", label="Email (any case)")
 
     class Meta:
@@ -33,8 +35,8 @@ class CustomerFilter(django_filters.FilterSet):
 
 
 class IntegrationFilter(django_filters.FilterSet):
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = CatalogIntegration

@@ -1,10 +1,20 @@
 from django.db import models, transaction
-from django.db.models.functions import Lower
 from django_countries.fields import CountryField
 from polymorphic.models import PolymorphicModel
 
 # The parts of a postal address, as Stripe and most systems name them.
 ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
+
+
+# The largest id a catalog item can have (DEFAULT_AUTO_FIELD is BigAutoField, a signed 64-bit
+# integer): a larger one matches no row, and must not reach the database, which overflows on it.
+ITEM_ID_MAX = 2**63 - 1
+
+
+def item_id_in_range(value: object) -> bool:
+    """Whether `value` (an int, or the digits of a URL) can be the id of a catalog item."""
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) <= len(str(ITEM_ID_MAX)) and 1 <= int(text) <= ITEM_ID_MAX
 
 
 class CatalogItem(PolymorphicModel):
@@ -29,6 +39,13 @@ class CatalogItem(PolymorphicModel):
         return cls._meta.model_name
 
 
+def customer_email_key(email: str | None) -> str | None:
+    """The form of an email that decides whether two customers have the same one: case-folded
+    in Python (x@BÜCHER.example and x@bücher.example are one), so that it is the same on every
+    database; SQLite's LOWER() folds ASCII letters only, PostgreSQL's all of Unicode."""
+    return email.casefold() if email else None
+
+
 class Customer(CatalogItem):
     """A customer, with every field a Stripe customer has that staff edit (README "Customers").
 
@@ -37,8 +54,12 @@ class Customer(CatalogItem):
     """
 
     name = models.CharField(max_length=256, blank=True)
-    # Optional: Stripe customers need not have an email. Unique regardless of case.
+    # Optional: Stripe customers need not have an email. Unique regardless of case, through
+    # email_key. Shown and synced as entered.
     email = models.EmailField(max_length=512, null=True, blank=True)
+    # customer_email_key(email), set by every save: what "the same email" means (README, "Customers").
+    # Case folding can make a text up to three times longer (ﬃ -> ffi).
+    email_key = models.CharField(max_length=3 * 512, null=True, blank=True, editable=False)
     phone = models.CharField(max_length=255, blank=True, default="")
     description = models.TextField(blank=True, default="")
     address_line1 = models.CharField("address line 1", max_length=5000, blank=True, default="")
@@ -53,11 +74,22 @@ class Customer(CatalogItem):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+            # Partial, so that it is a named index on SQLite too (and customers without an
+            # email take no room in it); `email_key = %s` implies the condition on both databases.
+            models.UniqueConstraint(
+                fields=["email_key"], condition=models.Q(email_key__isnull=False), name="customer_email_key_unique"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name or self.email or f"Customer {self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.email_key = customer_email_key(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields and "email_key" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "email_key"]
+        super().save(*args, **kwargs)
 
     @property
     def address(self) -> dict[str, str]:

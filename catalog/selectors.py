@@ -7,9 +7,9 @@ has no mapping (never pushed yet, or unlinked because the remote side deleted it
 from __future__ import annotations
 
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Coalesce
 
-from .models import CatalogIntegration, Customer, SyncStatus
+from .models import CatalogIntegration, Customer, SyncStatus, customer_email_key
 
 UNSYNCED = "unsynced"
 # Every status a customer can show, in the order the staff screens list them.
@@ -25,11 +25,13 @@ CUSTOMER_SYNC_STATUS_VALUES: list[str] = [value for value, _ in CUSTOMER_SYNC_ST
 def customers_with_email(email: str, *, queryset: QuerySet[Customer] | None = None) -> QuerySet[Customer]:
     """Customers whose email equals `email` regardless of case.
 
-    Compares LOWER(email) with LOWER(value), the expression the unique index is built on, so the
-    lookup is an index scan; `email__iexact` (UPPER on PostgreSQL) scanned the whole table.
+    Compares `email_key` (the case-folded email, `customer_email_key`) with the value's key: an
+    index scan of the unique index `customer_email_key_unique`, with the same answer on SQLite
+    and PostgreSQL; `email__iexact` (UPPER on PostgreSQL) scanned the whole table.
     """
     queryset = Customer.objects.non_polymorphic() if queryset is None else queryset
-    return queryset.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email)))
+    key = customer_email_key(email)
+    return queryset.none() if key is None else queryset.filter(email_key=key)
 
 
 def _mappings(*, integration_type: str) -> QuerySet[CatalogIntegration]:

@@ -1,7 +1,7 @@
 from django_countries import countries
 from rest_framework import serializers
 
-from .models import CatalogIntegration, Customer
+from .models import ITEM_ID_MAX, CatalogIntegration, Customer
 from .services import DUPLICATE_EMAIL_MESSAGE, customer_email_taken, normalize_email
 from .validators import validate_metadata, validate_preferred_locales
 
@@ -10,6 +10,10 @@ from .validators import validate_metadata, validate_preferred_locales
 NAME_MAX_LENGTH = 256
 PHONE_MAX_LENGTH = 20
 TEXT_MAX_LENGTH = 5000
+NON_ASCII_EMAIL_MESSAGE = (
+    "Enter an email address in ASCII characters only; write an internationalised domain in its "
+    "xn-- form (x@bücher.example is x@xn--bcher-kva.example)."
+)
 
 
 class CountryCodeField(serializers.ChoiceField):
@@ -23,6 +27,20 @@ class CountryCodeField(serializers.ChoiceField):
 
     def to_representation(self, value) -> str:
         return str(getattr(value, "code", value) or "")  # the model gives a Country object
+
+
+class CustomerEmailField(serializers.EmailField):
+    """An email as the API takes it: ASCII only, as the schema's `format: email` (RFC 5321) says;
+    Stripe's own checks of internationalised addresses vary. Inward, the model takes whatever
+    Stripe holds, so an answer may carry such an address (catalog/openapi.py documents both)."""
+
+    default_error_messages = {"non_ascii": NON_ASCII_EMAIL_MESSAGE}
+
+    def to_internal_value(self, data) -> str:
+        value = super().to_internal_value(data)
+        if not value.isascii():
+            self.fail("non_ascii")
+        return value
 
 
 class AddressSerializer(serializers.Serializer):
@@ -42,7 +60,7 @@ class AddressSerializer(serializers.Serializer):
 
 class CustomerSerializer(serializers.ModelSerializer):
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True, default="")
-    email = serializers.EmailField(max_length=512, required=False, allow_null=True, allow_blank=True)
+    email = CustomerEmailField(max_length=512, required=False, allow_null=True, allow_blank=True)
     phone = serializers.CharField(max_length=PHONE_MAX_LENGTH, required=False, allow_blank=True)
     description = serializers.CharField(max_length=TEXT_MAX_LENGTH, required=False, allow_blank=True)
     address = AddressSerializer(source="*", required=False)
@@ -99,8 +117,13 @@ class CustomerIntegrationStatusSerializer(serializers.Serializer):
 
 class IntegrationSerializer(serializers.ModelSerializer):
     customer_id = serializers.IntegerField(source="catalog_item_id", read_only=True)
-    customer_name = serializers.CharField(source="catalog_item.customer.name", read_only=True, default=None)
-    customer_email = serializers.CharField(source="catalog_item.customer.email", read_only=True, default=None)
+    # Null when the item is no customer, or (the email) when the customer has none.
+    customer_name = serializers.CharField(
+        source="catalog_item.customer.name", read_only=True, default=None, allow_null=True
+    )
+    customer_email = serializers.CharField(
+        source="catalog_item.customer.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = CatalogIntegration
@@ -121,22 +144,26 @@ class IntegrationSerializer(serializers.ModelSerializer):
 class CustomerBulkRowSerializer(CustomerSerializer):
     """A row of a bulk call: a customer, with `id` to update that one (only the fields named)."""
 
-    id = serializers.IntegerField(required=False, help_text="Update this customer; omit to create one.")
+    id = serializers.IntegerField(
+        required=False, min_value=1, max_value=ITEM_ID_MAX, help_text="Update this customer; omit to create one."
+    )
 
     class Meta(CustomerSerializer.Meta):
         fields = ["id", "name", "email", "phone", "description", "address", "metadata", "preferred_locales"]
         read_only_fields = []
 
 
-class CustomerBulkRequestSerializer(serializers.Serializer):
+class CustomerBulkSerializer(serializers.Serializer):
     customers = CustomerBulkRowSerializer(many=True)
 
 
 class CustomerBulkResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["created", "updated", "error"])
-    id = serializers.IntegerField(allow_null=True)
-    errors = serializers.DictField()
+    id = serializers.IntegerField(
+        allow_null=True, help_text="The customer created or updated; null when the row's id was missing or invalid."
+    )
+    errors = serializers.DictField(help_text="Field errors of the row, as in a 400: {field: [messages]}.")
 
 
 class CustomerBulkResponseSerializer(serializers.Serializer):

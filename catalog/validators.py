@@ -23,6 +23,8 @@ def validate_metadata(value: dict[str, Any]) -> None:
     for key in value:
         if not key or len(key) > METADATA_KEY_MAX_LENGTH:
             errors.append(f"Key {key[:50]!r}: keys are 1 to {METADATA_KEY_MAX_LENGTH} characters.")
+        elif "\x00" in key:  # PostgreSQL's jsonb cannot hold it (a DataError)
+            errors.append(f"Key {key!r}: null characters are not allowed.")
         elif "[" in key or "]" in key:
             errors.append(f"Key {key!r}: square brackets are not allowed.")
         elif key in RESERVED_METADATA_KEYS:

@@ -1,36 +1,57 @@
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
-from rest_framework import filters, generics, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synchub.filters import StableOrderingFilter
+from synchub.filters import SearchFilter, StableOrderingFilter
 from synchub.permissions import BulkWritePermissions
 
 from . import services
 from .bulk import MAX_ROWS, customers_bulk_save
 from .filters import CustomerFilter, IntegrationFilter
-from .models import CatalogIntegration, Customer, SyncStatus
+from .models import ITEM_ID_MAX, CatalogIntegration, Customer, SyncStatus, item_id_in_range
 from .serializers import (
-    CustomerBulkRequestSerializer,
     CustomerBulkResponseSerializer,
+    CustomerBulkSerializer,
     CustomerIntegrationStatusSerializer,
     CustomerSerializer,
     IntegrationSerializer,
 )
 
+CUSTOMER_ID = OpenApiParameter(
+    "id",
+    type={"type": "integer", "minimum": 1, "maximum": ITEM_ID_MAX},
+    location=OpenApiParameter.PATH,
+    description="The customer's id; an id of no customer (or out of this range) is a 404.",
+)
 
+
+@extend_schema_view(
+    **{
+        name: extend_schema(parameters=[CUSTOMER_ID])
+        for name in ("retrieve", "update", "partial_update", "destroy", "integration_status")
+    }
+)
 class CustomerViewSet(viewsets.ModelViewSet):
     """Customers of the local catalog. Every change is pushed to the integrations (Stripe)."""
 
     serializer_class = CustomerSerializer
     queryset = Customer.objects.non_polymorphic().order_by("-id")
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = CustomerFilter
     search_fields = ["name", "email"]
     ordering_fields = ["id", "name", "email", "created_at", "updated_at"]
+
+    def get_object(self) -> Customer:
+        # Looking up an id beyond BigAutoField's range overflows in the database (a 500); no
+        # customer can have it, so it is a 404 without a query.
+        if not item_id_in_range(self.kwargs[self.lookup_url_kwarg or self.lookup_field]):
+            raise NotFound("No Customer matches the given query.")
+        return super().get_object()
 
     def perform_create(self, serializer: CustomerSerializer) -> None:
         serializer.instance = services.customer_create(**serializer.validated_data)
@@ -41,7 +62,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: Customer) -> None:
         services.customer_delete(customer=instance)
 
-    @extend_schema(request=CustomerBulkRequestSerializer, responses=CustomerBulkResponseSerializer)
+    @extend_schema(request=CustomerBulkSerializer, responses=CustomerBulkResponseSerializer)
     @action(detail=False, methods=["post"], url_path="bulk", permission_classes=[IsAuthenticated, BulkWritePermissions])
     def bulk(self, request: Request) -> Response:
         """Create (rows without `id`) or update (rows with `id`) up to 1000 customers; valid rows are
@@ -72,7 +93,7 @@ class IntegrationListView(generics.ListAPIView):
 
     serializer_class = IntegrationSerializer
     queryset = CatalogIntegration.objects.select_related("catalog_item__customer").order_by("-id")
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, StableOrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = IntegrationFilter
     search_fields = ["integration_id", "catalog_item__customer__name", "catalog_item__customer__email"]
     ordering_fields = ["id", "status", "last_synced_at", "created_at"]

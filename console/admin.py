@@ -21,10 +21,11 @@ from polymorphic.admin import PolymorphicChildModelAdmin
 
 from catalog import selectors, services
 from catalog.bulk import MAX_ROWS, customers_bulk_save
-from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer
+from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer, item_id_in_range
 from integrations.stripe import INTEGRATION_TYPE as STRIPE
 from sync.outward import request_resync
 from synchub.permissions import RESYNC_PERMISSION
+from synchub.parsers import has_lone_surrogate
 
 from .forms import (
     CUSTOMER_FIELDS,
@@ -120,6 +121,12 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
     class Media:
         # The sync status colours, as classes: the Content-Security-Policy allows no inline styles.
         css = {"all": ["console/admin.css"]}
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Customer | None:
+        # An id no customer can have: "does not exist", as any unknown id (the look-up overflows).
+        if from_field is None and not item_id_in_range(object_id):
+            return None
+        return super().get_object(request, object_id, from_field)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The status comes with the list query (a subquery), not one query per row.
@@ -234,8 +241,12 @@ def csv_row_values(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[
         if column == "metadata":
             try:
                 values[column] = json.loads(text) if text else {}
+                if has_lone_surrogate(values[column]):
+                    errors[column] = ["Not JSON text that can be stored: a \\u escape is half a surrogate pair."]
             except json.JSONDecodeError as exc:
                 errors[column] = [f'Not JSON text such as {{"plan": "gold"}}: {exc.msg} (character {exc.pos + 1}).']
+            except RecursionError:  # nested deeper than Python can parse
+                errors[column] = ['Not JSON text such as {"plan": "gold"}: nested too deeply.']
         elif column == "preferred_locales":
             values[column] = parse_locales(text)
         elif column != "id" or text:
@@ -269,21 +280,25 @@ class CustomerCsvImportForm(forms.Form):
         except UnicodeDecodeError:
             raise forms.ValidationError("The file is not UTF-8 text.") from None
         reader = csv.DictReader(io.StringIO(text))
-        header = {f.strip().lower() for f in reader.fieldnames or [] if f}
-        if not header & set(CUSTOMER_FIELDS):
-            raise forms.ValidationError(
-                f"The first line must name the columns: {', '.join(CUSTOMER_FIELDS)} (any of them), and id to update."
-            )
-        rows = [
-            csv_row_values(
-                {
-                    key.strip().lower(): (value or "").strip()
-                    for key, value in row.items()
-                    if key and key.strip().lower() in CSV_COLUMNS
-                }
-            )
-            for row in reader
-        ]
+        try:
+            header = {f.strip().lower() for f in reader.fieldnames or [] if f}
+            if not header & set(CUSTOMER_FIELDS):
+                raise forms.ValidationError(
+                    f"The first line must name the columns: {', '.join(CUSTOMER_FIELDS)} (any of them), "
+                    "and id to update."
+                )
+            rows = [
+                csv_row_values(
+                    {
+                        key.strip().lower(): (value or "").strip()
+                        for key, value in row.items()
+                        if key and key.strip().lower() in CSV_COLUMNS
+                    }
+                )
+                for row in reader
+            ]
+        except csv.Error as exc:  # e.g. a field over the csv module's limit (128 KiB)
+            raise forms.ValidationError(f"The file is not readable CSV: {exc}.") from None
         if not rows:
             raise forms.ValidationError("The file has no rows.")
         if len(rows) > MAX_ROWS:

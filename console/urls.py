@@ -1,12 +1,15 @@
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
-from django.urls import path
+from django.urls import path, register_converter
 from django.views.generic import RedirectView
+
+from catalog.converters import ItemIdConverter
 
 from . import views
 
 app_name = "console"
+register_converter(ItemIdConverter, "item_id")
 
 urlpatterns = [
     # The admin's form: it refuses non-staff accounts with a clear message.
@@ -21,9 +24,9 @@ urlpatterns = [
     path("customers/", views.customer_list, name="customer-list"),
     path("customers/statuses.json", views.customer_statuses, name="customer-statuses"),
     path("customers/new/", views.customer_create, name="customer-create"),
-    path("customers/<int:pk>/edit/", views.customer_edit, name="customer-edit"),
-    path("customers/<int:pk>/delete/", views.customer_delete, name="customer-delete"),
-    path("customers/<int:pk>/resync/", views.customer_resync, name="customer-resync"),
+    path("customers/<item_id:pk>/edit/", views.customer_edit, name="customer-edit"),
+    path("customers/<item_id:pk>/delete/", views.customer_delete, name="customer-delete"),
+    path("customers/<item_id:pk>/resync/", views.customer_resync, name="customer-resync"),
     path("integrations/", views.integration_list, name="integration-list"),
     # Browsers ask for /favicon.ico on every page, the admin's included: answer, not 404.
     path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg"), permanent=True)),

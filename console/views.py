@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors, services
-from catalog.models import CatalogIntegration, Customer, SyncStatus
+from catalog.models import CatalogIntegration, Customer, SyncStatus, item_id_in_range
 from integrations.stripe import INTEGRATION_TYPE
 from sync.outward import request_resync
 from synchub.permissions import RESYNC_PERMISSION, model_permission
@@ -138,7 +138,8 @@ def _sort_columns(sort: str) -> list[dict[str, str]]:
 @require_GET
 @console_permission(VIEW_CUSTOMERS)
 def customer_list(request: HttpRequest) -> HttpResponse:
-    search = request.GET.get("q", "").strip()
+    # No text column can hold a NUL character (PostgreSQL refuses even to compare with one).
+    search = request.GET.get("q", "").replace("\x00", "").strip()
     status = request.GET.get("status", "")
     if status not in selectors.CUSTOMER_SYNC_STATUS_VALUES:
         status = ""
@@ -176,6 +177,7 @@ def customer_statuses(request: HttpRequest) -> HttpResponse:
         ids = [int(value) for value in request.GET.get("ids", "").split(",") if value][:MAX_STATUS_IDS]
     except ValueError:
         return HttpResponseBadRequest("ids: comma-separated integers")
+    ids = [value for value in ids if item_id_in_range(value)]  # no customer has another; the look-up overflows
     statuses = selectors.customer_sync_statuses(integration_type=SYNC_INTEGRATION, ids=ids)
     return JsonResponse(
         {

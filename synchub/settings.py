@@ -178,6 +178,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "synchub.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON only: nested fields (address, metadata, bulk rows) cannot be sent as form fields, so the
+    # schema offers no form encodings; the parser turns too deep nesting and lone surrogates into 400s.
+    "DEFAULT_PARSER_CLASSES": ["synchub.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "synchub.api.exception_handler",
     # Requests per client address (anonymous) or user; failed token checks per address. 429 with
@@ -205,6 +208,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": [
         "rest_framework.permissions.AllowAny" if API_DOCS_PUBLIC else "rest_framework.permissions.IsAuthenticated"
     ],
+    # Request bodies get components of their own (CustomerRequest...): what is sent and what is
+    # answered differ (read-only fields; emails: ASCII sent, any answered), and each is told.
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -216,6 +222,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "integrations.stripe.openapi.document_webhook",
+        "synchub.openapi.document_error_responses",
     ],
 }
 

@@ -744,4 +744,4 @@ def test_admin_lists_searches_and_edits_the_new_fields(admin_client_):
     assert LogEntry.objects.filter(object_id=str(new.pk), action_flag=1).exists()
     duplicate = admin_client_.post("/admin/catalog/customer/add/", {**base, "email": "NEW@example.com"})
     assert duplicate.status_code == 200 and "A customer with this email already exists." in duplicate.content.decode()
-    assert "customer_email_unique_ci" not in duplicate.content.decode()
+    assert "customer_email_key_unique" not in duplicate.content.decode()

@@ -11,6 +11,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from sync.metrics import WEBHOOKS_RECEIVED
+from synchub.parsers import has_lone_surrogate
 
 from . import INTEGRATION_TYPE
 from .client import stripe_webhook_secrets
@@ -95,9 +96,9 @@ class StripeWebhookView(View):
             return _rejected("Invalid Stripe signature.")
         try:
             event = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python can parse
             return _rejected("Malformed JSON payload.")
-        if not isinstance(event, dict):
+        if not isinstance(event, dict) or has_lone_surrogate(event):
             return _rejected("Not a well-formed Stripe event.")
         return event
 

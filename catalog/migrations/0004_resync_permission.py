@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0002_customer_stripe_fields'),
+        ('catalog', '0003_customer_email_key'),
     ]
 
     operations = [
