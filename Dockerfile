@@ -9,6 +9,8 @@ RUN pip install --no-cache-dir --upgrade pip \
  && pip install --no-cache-dir --build-constraint build-constraints.txt -r requirements.txt
 
 COPY . .
+# The settings refuse to load without a SECRET_KEY (DEBUG is off): collectstatic signs nothing, so a
+# throwaway key for this step only; it is not kept in the image, and the containers need their own.
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput --verbosity 0
 
 # /metrics: the shared directory of Prometheus multiprocess metrics (a volume in docker-compose).

@@ -14,7 +14,10 @@ $(VENV)/.installed: requirements.txt requirements-sandbox.txt requirements-dev.t
 
 setup: $(VENV)/.installed
 
+# With DEBUG off the hub needs a SECRET_KEY: sandbox.secret_key writes a random one into the
+# git-ignored .env the first time (unless the environment or .env has one).
 run: setup
+	$(BIN)/python -m sandbox.secret_key
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_staff_user

@@ -14,7 +14,10 @@ from .hub import Hub
 
 def run(hub: Hub, *, total: int, runs: int, requests_per_run: int) -> Result:
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
+
+    from sync.groups import OPERATORS
 
     from catalog.models import Customer
 
@@ -25,6 +28,8 @@ def run(hub: Hub, *, total: int, runs: int, requests_per_run: int) -> Result:
         settle()
     count = Customer.objects.count()
     user, _ = get_user_model().objects.get_or_create(username="bench-api", defaults={"is_staff": True})
+    # An operator, as a real API client would be (its permissions are read on every request).
+    user.groups.add(Group.objects.get(name=OPERATORS))
     token, _ = Token.objects.get_or_create(user=user)
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token.key}"

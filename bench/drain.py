@@ -276,9 +276,14 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
 def latency(hub: Hub, *, samples: int) -> Result:
     result = Result()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
+    from sync.groups import OPERATORS
+
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": True})
+    # An operator, as a real API client would be (its permissions are read on every request).
+    user.groups.add(Group.objects.get(name=OPERATORS))
     token, _ = Token.objects.get_or_create(user=user)
     api = requests.Session()
     api.headers["Authorization"] = f"Token {token.key}"

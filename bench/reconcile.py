@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,8 @@ def main() -> int:
 
             env = {
                 **os.environ,
+                # A throwaway hub: the settings refuse to start without a key when DEBUG is off.
+                "SECRET_KEY": secrets.token_urlsafe(32),
                 "DATABASE_URL": f"sqlite:///{workdir}/hub.sqlite3",
                 "STRIPE_API_KEY": "sk_test_bench",
                 "STRIPE_API_BASE": f"http://127.0.0.1:{port}",

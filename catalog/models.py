@@ -129,6 +129,7 @@ class CatalogIntegration(models.Model):
             models.UniqueConstraint(fields=["catalog_item", "integration_type"], name="integration_per_item_unique"),
         ]
         indexes = [models.Index(fields=["status"])]
+        permissions = [("resync_catalogintegration", "Can request a resync of catalog items")]
 
     def __str__(self) -> str:
         return f"{self.integration_type}:{self.integration_id or '(pending)'} -> item {self.catalog_item_id}"

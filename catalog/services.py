@@ -95,8 +95,10 @@ def customer_delete(*, customer: Customer) -> None:
 # --- Mappings between catalog items and external systems -------------------------------------
 
 
-def integration_get(*, integration_type: str, integration_id: str) -> CatalogIntegration | None:
-    return CatalogIntegration.objects.filter(integration_type=integration_type, integration_id=integration_id).first()
+def integrations_by_external_id(*, integration_type: str, integration_ids: list[str]) -> dict[str, CatalogIntegration]:
+    """The mappings to these external ids, by external id (one query)."""
+    mappings = CatalogIntegration.objects.filter(integration_type=integration_type, integration_id__in=integration_ids)
+    return {mapping.integration_id: mapping for mapping in mappings}
 
 
 def integration_for_item(*, item_id: int, integration_type: str) -> CatalogIntegration | None:

@@ -3,10 +3,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from synchub.filters import SearchFilter, StableOrderingFilter
+from synchub.permissions import BulkWritePermissions
 
 from . import services
 from .bulk import MAX_ROWS, customers_bulk_save
@@ -61,7 +63,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
         services.customer_delete(customer=instance)
 
     @extend_schema(request=CustomerBulkSerializer, responses=CustomerBulkResponseSerializer)
-    @action(detail=False, methods=["post"], url_path="bulk")
+    @action(detail=False, methods=["post"], url_path="bulk", permission_classes=[IsAuthenticated, BulkWritePermissions])
     def bulk(self, request: Request) -> Response:
         """Create (rows without `id`) or update (rows with `id`) up to 1000 customers; valid rows are
         saved, invalid ones reported with their field errors, and no row is half-saved."""

@@ -7,7 +7,7 @@ which send `X-Requested-With: fetch` and get fragments or JSON back.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import user_passes_test
+from django.contrib.auth.decorators import permission_required, user_passes_test
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,9 +18,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors, services
-from catalog.models import Customer, SyncStatus, item_id_in_range
+from catalog.models import CatalogIntegration, Customer, SyncStatus, item_id_in_range
 from integrations.stripe import INTEGRATION_TYPE
 from sync.outward import request_resync
+from synchub.permissions import RESYNC_PERMISSION, model_permission
 
 from .forms import CustomerForm
 from .presentation import STATUS_COLOURS, status_badge_class, status_chart, status_label
@@ -40,9 +41,23 @@ CUSTOMER_COLUMNS = [
 ]  # fmt: skip
 DEFAULT_CUSTOMER_SORT = "-updated"
 MAX_STATUS_IDS = 200
+RESYNCABLE_STATUSES = (SyncStatus.FAILED.value, selectors.UNSYNCED)
 
 # Anonymous and non-staff users alike go to the login page.
 staff_required = user_passes_test(lambda user: user.is_active and user.is_staff)
+
+VIEW_CUSTOMERS = model_permission(Customer, "view")
+VIEW_MAPPINGS = model_permission(CatalogIntegration, "view")
+
+
+def console_permission(*permissions: str):
+    """Staff only (others go to the login page), holding `permissions` (else 403): the console
+    allows what the user's Django permissions allow, as the API does."""
+
+    def decorator(view):
+        return staff_required(permission_required(permissions, raise_exception=True)(view))
+
+    return decorator
 
 
 def _is_fetch(request: HttpRequest) -> bool:
@@ -78,13 +93,13 @@ def _dashboard_context() -> dict:
 
 
 @require_GET
-@staff_required
+@console_permission(VIEW_CUSTOMERS)
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "console/dashboard.html", _dashboard_context())
 
 
 @require_GET
-@staff_required
+@console_permission(VIEW_CUSTOMERS)
 def stats(request: HttpRequest) -> JsonResponse:
     """The dashboard's figures for its live refresh, with the chart and activity list rendered
     here so that the page and its updates share one template."""
@@ -121,7 +136,7 @@ def _sort_columns(sort: str) -> list[dict[str, str]]:
 
 
 @require_GET
-@staff_required
+@console_permission(VIEW_CUSTOMERS)
 def customer_list(request: HttpRequest) -> HttpResponse:
     # No text column can hold a NUL character (PostgreSQL refuses even to compare with one).
     search = request.GET.get("q", "").replace("\x00", "").strip()
@@ -148,12 +163,14 @@ def customer_list(request: HttpRequest) -> HttpResponse:
             "columns": _sort_columns(sort),
             "statuses": selectors.CUSTOMER_SYNC_STATUSES,
             "failed": SyncStatus.FAILED,
+            # Failed, or deleted in Stripe (unlinked): a staff resync sends it (again) on purpose.
+            "resyncable": RESYNCABLE_STATUSES,
         },
     )
 
 
 @require_GET
-@staff_required
+@console_permission(VIEW_CUSTOMERS)
 def customer_statuses(request: HttpRequest) -> HttpResponse:
     """Sync status of the customers shown on a page (`?ids=1,2,3`), polled by the table."""
     try:
@@ -204,19 +221,19 @@ def _customer_form_view(request: HttpRequest, customer: Customer | None) -> Http
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@console_permission(model_permission(Customer, "add"))
 def customer_create(request: HttpRequest) -> HttpResponse:
     return _customer_form_view(request, None)
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@console_permission(model_permission(Customer, "change"))
 def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _customer_form_view(request, get_object_or_404(Customer.objects.non_polymorphic(), pk=pk))
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@console_permission(model_permission(Customer, "delete"))
 def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer.objects.non_polymorphic(), pk=pk)
     next_url = _next_url(request, reverse("console:customer-list"))
@@ -229,7 +246,7 @@ def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@console_permission(RESYNC_PERMISSION)
 def customer_resync(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer.objects.non_polymorphic(), pk=pk)
     request_resync(item=customer, revive=True)
@@ -241,7 +258,7 @@ def customer_resync(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@console_permission(VIEW_MAPPINGS)
 def integration_list(request: HttpRequest) -> HttpResponse:
     integration_types = selectors.integration_types()
     integration_type = request.GET.get("type", "")

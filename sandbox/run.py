@@ -18,6 +18,7 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 
 from .processes import tansu_command
+from .secret_key import ensure_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SANDBOX_KAFKA_PORT = 9092
@@ -55,6 +56,8 @@ def sandbox_environment(env: dict[str, str]) -> tuple[dict[str, str], list[tuple
 
 
 def main() -> int:
+    # `make run` did this already; here for `python -m sandbox.run` on a fresh clone.
+    ensure_secret_key()
     # The same .env the settings read, so "is Kafka/Stripe configured?" sees it too.
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
     env, services = sandbox_environment(dict(os.environ))

@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 
 from .dead_letters import dead_letter_replay
-from .models import DeadLetter, OutboxMessage, SyncConflict, SyncEvent
+from synchub.permissions import REPLAY_PERMISSION
+
+from .models import DeadLetter, OutboxMessage, SyncConflict, SyncEvent, Tombstone
 
 
 @admin.register(DeadLetter)
@@ -16,7 +18,10 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def short_error(self, letter: DeadLetter) -> str:
         return letter.error[:120]
 
-    @admin.action(description="Replay selected dead letters")
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm(REPLAY_PERMISSION)
+
+    @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request, queryset) -> None:
         letters = list(queryset.filter(replayed_at__isnull=True))
         for letter in letters:
@@ -56,4 +61,22 @@ class SyncConflictAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in SyncConflict._meta.fields]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Tombstone)
+class TombstoneAdmin(admin.ModelAdmin):
+    """What was deleted where, for `SYNC_TOMBSTONE_RETENTION` days: deleting a row here lets
+    late news of that item through again."""
+
+    list_display = ["id", "deleted_at", "integration_type", "external_id", "item_id", "catalog_type", "deleted_by"]
+    list_filter = ["integration_type", "deleted_by", "catalog_type"]
+    search_fields = ["external_id", "=item_id"]
+    readonly_fields = [f.name for f in Tombstone._meta.fields]
+    date_hierarchy = "deleted_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

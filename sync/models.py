@@ -90,6 +90,7 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("replay_deadletter", "Can replay dead letters")]
 
     def __str__(self) -> str:
         return f"{self.task} {self.key} ({self.error[:60]})"

@@ -7,6 +7,7 @@ as the change (see `CatalogItem.save`).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from catalog.services import integration_for_item, integration_mark_pending
 
 from .tasks import Task
 from .tombstones import DeletedBy, tombstone_find, tombstone_record, tombstones_clear
+
+logger = logging.getLogger(__name__)
 
 ACTION_UPSERT = "upsert"
 ACTION_DELETE = "delete"
@@ -77,6 +80,12 @@ def request_resync(*, item: CatalogItem, full: bool = True, revive: bool = False
         if revive:
             tombstones_clear(integration_type=route.integration_type, item_id=item.pk)
         elif tombstone_find(integration_type=route.integration_type, item_id=item.pk, deleted_by=DeletedBy.REMOTE):
+            logger.info(
+                "%s %s not sent to %s: deleted there (resync it to recreate it)",
+                item.catalog_type,
+                item.pk,
+                route.integration_type,
+            )
             continue
         routes.append(route)
     for route in routes:

@@ -14,11 +14,11 @@ REDACTED = "[redacted]"
 
 
 def _configured_secrets() -> list[str]:
-    webhook_secrets = getattr(settings, "STRIPE_WEBHOOK_SECRET", "")
     values = [
         getattr(settings, "SECRET_KEY", ""),
         getattr(settings, "STRIPE_API_KEY", ""),
-        *(webhook_secrets.split(",") if isinstance(webhook_secrets, str) else webhook_secrets),
+        # Several while one is rotated, comma-separated.
+        *getattr(settings, "STRIPE_WEBHOOK_SECRET", "").split(","),
         settings.DATABASES["default"].get("PASSWORD", "") if settings.configured else "",
     ]
     return [value for value in values if value and len(value) >= 6]

@@ -4,18 +4,32 @@ Every value comes from the environment (or a `.env` file beside manage.py) throu
 django-environ; `.env.example` lists each variable with its meaning.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 import xstatic.pkg.bootstrap
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me")
+SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
+# A published key lets anyone forge sessions, password-reset links and signed values, so with
+# DEBUG off the hub does not start without a key of its own (`make run` writes one into .env).
+# With DEBUG on, a fixed development key keeps sessions across restarts.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
+if not DEBUG and SECRET_KEY.strip() in ("", DEVELOPMENT_SECRET_KEY, "change-me"):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (or is a published placeholder) and DEBUG is off. Set SECRET_KEY in the "
+        "environment or in .env to a long random string, for example the output of "
+        '`python -c "import secrets; print(secrets.token_urlsafe(64))"`.'
+    )
+SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -35,6 +49,7 @@ THIRD_PARTY_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
 ]
 LOCAL_APPS = [
     "catalog",
@@ -46,6 +61,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below; synchub/csp.py).
+    "synchub.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "synchub.urls"
@@ -93,6 +112,26 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: every login form (console, admin, the browsable API's) goes through
+# authenticate(), which axes refuses while the username + address pair is locked out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "synchub.permissions.PermissionsBackend",
+]
+# Lock a username + client address pair out after this many failed logins, for this long;
+# operators unlock with `manage.py axes_reset_username USER` (or the admin's access attempts).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "console/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+# Failures and lockouts are logged as warnings; without this, every login adds an INFO line too.
+AXES_VERBOSE = False
+# Throttles (API) and lockouts read and write this cache. The default is per process: with
+# several web workers a client may reach each one's limit; give production a shared cache
+# (e.g. redis://host:6379/1) for exact limits.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -127,10 +166,15 @@ LOGOUT_REDIRECT_URL = "console:login"
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "synchub.throttling.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Logged in, and holding the model's permission for the request (reads need "view"):
+    # synchub/permissions.py, README "Security".
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "synchub.permissions.ModelPermissions",
+    ],
     "DEFAULT_PAGINATION_CLASS": "synchub.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -139,13 +183,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["synchub.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "synchub.api.exception_handler",
+    # Requests per client address (anonymous) or user; failed token checks per address. 429 with
+    # Retry-After above them. The webhook is a plain Django view: bounded by its size limit instead.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    # An empty rate turns that throttle off (the load tests' hubs).
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/min") or None,
+        "user": env("API_THROTTLE_USER", default="1200/min") or None,
+        "failed_auth": env("API_THROTTLE_FAILED_AUTH", default="20/min") or None,
+    },
 }
+
+# /api/schema and /docs answer signed-in users only (session or token), unless this makes them public.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer Sync Hub API",
     "DESCRIPTION": "Local customer catalog kept in two-way sync with Stripe.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny" if API_DOCS_PUBLIC else "rest_framework.permissions.IsAuthenticated"
+    ],
     # Request bodies get components of their own (CustomerRequest...): what is sent and what is
     # answered differ (read-only fields; emails: ASCII sent, any answered), and each is told.
     "COMPONENT_SPLIT_REQUEST": True,
@@ -208,6 +270,23 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Content-Security-Policy (django-csp; README "Safe defaults") -------------------------------
+# Every page runs only our own static scripts and styles: no inline script anywhere, no plugins,
+# no framing, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Bootstrap's select arrows and Swagger UI's icons are data: SVG images.
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
 # --- Kafka -----------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.1:9092"])
 # Empty: negotiate with the broker (right for Apache Kafka). "2.5.0" for the Tansu sandbox broker.
@@ -246,6 +325,9 @@ KAFKA_MAX_RECORD_BYTES = env.int("KAFKA_MAX_RECORD_BYTES", default=1_000_000)
 WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=256 * 1024)
 # Each /health check (database, Kafka, Stripe) gives up after this long.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+# /health gives each check's result (and error) to callers presenting this token, as it does to
+# staff; anyone else gets the status only. Empty: no token is accepted.
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # Audit trail rows (sync events) older than this are pruned by the relay.
 SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
 
@@ -254,7 +336,7 @@ STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
 # Empty: the real Stripe API. Set to an emulator's address (localstripe) for the sandbox and tests.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # Comma-separated: during a rotation both the old and the new signing secret are accepted.
-STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Pins the API version of every Stripe call (empty: the account's default version).
 STRIPE_API_VERSION = env("STRIPE_API_VERSION", default="")
 # Which customer fields sync with Stripe, and which way (README "Field map"); empty: every field both ways.

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from sync.views import health, metrics
+from synchub.docs import SwaggerUIView
 
 urlpatterns = [
     # First: the busiest endpoint (Stripe's webhook storms) should not be tried against every
@@ -14,7 +15,7 @@ urlpatterns = [
     path("api/", include("sync.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs", SwaggerUIView.as_view(url_name="schema"), name="docs"),
     path("health", health, name="health"),
     path("metrics", metrics, name="metrics"),
 ]

@@ -75,9 +75,15 @@ def webhook_secret(settings) -> str:
 
 @pytest.fixture
 def staff_user(db):
+    """An operator: staff, in the "Sync operators" group (every permission of the hub)."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
-    return get_user_model().objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    from sync.groups import OPERATORS
+
+    user = get_user_model().objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATORS))
+    return user
 
 
 @pytest.fixture
@@ -92,6 +98,15 @@ def api_client(staff_user):
 def pytest_collection_modifyitems(items):
     # Keep the slow end-to-end tests last so a quick failure shows first.
     items.sort(key=lambda item: "e2e" in item.keywords)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle and lockout counts live in the cache: each test starts from none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,7 @@ from .helpers import wait_until
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
+HEALTH_TOKEN = "e2e-health-token"  # /health's details (README "Health and metrics")
 CONSUMERS = ("stripe_worker", "inward_worker")  # the Procfile's Kafka consumers
 
 
@@ -82,6 +83,7 @@ class Hub:
                 "SECURE_HSTS_SECONDS": "0",
                 "LOG_FORMAT": "plain",
                 "STRIPE_CATCHUP_INTERVAL_SECONDS": "2",
+                "HEALTH_TOKEN": HEALTH_TOKEN,
                 **(extra_env or {}),
             },
         )

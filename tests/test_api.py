@@ -152,7 +152,8 @@ def test_search_and_ordering(api_client):
 
 def test_list_uses_a_constant_number_of_queries(api_client, django_assert_max_num_queries):
     CustomerFactory.create_batch(30)
-    with django_assert_max_num_queries(4):
+    # The request's savepoint and its release, the user's permissions, the count, the page.
+    with django_assert_max_num_queries(5):
         response = api_client.get("/api/customers?page_size=100")
     assert len(response.data["results"]) == 30
 
@@ -173,7 +174,7 @@ def test_integration_status(api_client):
 def test_integrations_list_shows_the_customer(api_client, django_assert_max_num_queries):
     customers = CustomerFactory.create_batch(5)
     integration_record_synced(item_id=customers[0].pk, integration_type="stripe", integration_id="cus_a")
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         data = api_client.get("/api/integrations").data
     assert data["count"] == 5
     row = next(r for r in data["results"] if r["integration_id"] == "cus_a")
@@ -197,11 +198,61 @@ def test_openapi_schema_and_docs(api_client):
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 
 
+def test_schema_and_docs_need_a_login(db, staff_user):
+    anonymous = APIClient()
+    schema = anonymous.get("/api/schema")
+    assert schema.status_code == 401 and schema["WWW-Authenticate"] == "Token"
+    docs = anonymous.get("/docs")
+    assert docs.status_code == 302 and docs["Location"] == "/api-auth/login/?next=/docs"
+    assert anonymous.get("/docs?script=").status_code == 401  # Swagger UI's start-up script too
+
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=staff_user)
+    with_token = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert with_token.get("/api/schema").status_code == 200
+    assert with_token.get("/docs").status_code == 200
+
+    session = APIClient()
+    session.force_login(staff_user)
+    assert session.get("/docs").status_code == 200
+
+
+def test_api_docs_public_opens_schema_and_docs_to_anyone(tmp_path):
+    """API_DOCS_PUBLIC=true (read once, as the views are built): a process of its own."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from django.test import Client\n"
+        "client = Client()\n"
+        "print(client.get('/api/schema').status_code, client.get('/docs').status_code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={
+            **os.environ,
+            "API_DOCS_PUBLIC": "true",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'public.sqlite3'}",
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "testserver",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "200 200", result.stdout + result.stderr
+
+
 def test_openapi_schema_documents_the_webhook(api_client):
     """The webhook is a plain Django view; the schema still describes it (signature header, answers)."""
     operation = api_client.get("/api/schema?format=json").json()["paths"]["/webhooks/stripe"]["post"]
     assert [p["name"] for p in operation["parameters"]] == ["Stripe-Signature"]
-    assert set(operation["responses"]) == {"200", "400", "405", "413", "503"}
+    assert set(operation["responses"]) == {"200", "400", "405", "411", "413", "503"}
     assert operation["security"] == []
 
 

@@ -12,7 +12,7 @@ import stripe
 
 from .conftest import ARTIFACTS
 from .helpers import stripe_event, stripe_signature, wait_until
-from .hub import Hub, running_hub
+from .hub import HEALTH_TOKEN, Hub, running_hub
 
 pytestmark = [pytest.mark.e2e]
 
@@ -156,13 +156,20 @@ def test_workers_stop_cleanly_on_sigterm(hub):
 
 
 def test_gunicorn_serves_docs_static_files_health_and_metrics(hub):
-    docs = requests.get(f"{hub.base_url}/docs", timeout=10)
+    # The docs and the schema need a login (API_DOCS_PUBLIC is off): a browser goes to it.
+    signed_out = requests.get(f"{hub.base_url}/docs", timeout=10, allow_redirects=False)
+    assert signed_out.status_code == 302 and signed_out.headers["Location"] == "/api-auth/login/?next=/docs"
+    assert requests.get(f"{hub.base_url}/api/schema", timeout=10).status_code == 401
+    docs = hub.api("GET", "/docs")
     assert docs.status_code == 200
     asset = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
     assert asset in docs.text
     served = requests.get(f"{hub.base_url}{asset}", timeout=10)
     assert served.status_code == 200 and len(served.content) > 100_000
     health = requests.get(f"{hub.base_url}/health", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}, health.text  # anyone: the status
+    headers = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
+    health = requests.get(f"{hub.base_url}/health", headers=headers, timeout=10)
     assert health.status_code == 200, health.text
     assert set(health.json()["checks"]) == {"database", "kafka", "stripe"}
     metrics = requests.get(f"{hub.base_url}/metrics", timeout=10).text

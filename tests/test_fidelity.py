@@ -384,6 +384,20 @@ def test_an_oversized_webhook_is_a_413_and_counted(kafka, webhook_secret, settin
     assert not OutboxMessage.objects.exists()
 
 
+def test_a_chunked_webhook_is_told_a_length_is_required(webhook_secret):
+    body = json.dumps(fixture("customer_created_full")).encode()
+    response = Client().generic(
+        "POST",
+        "/webhooks/stripe",
+        data=b"",
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=stripe_signature(body, webhook_secret),
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+    )
+    assert response.status_code == 411 and response.json()["detail"] == "Content-Length required."
+
+
 def test_a_rotated_signing_secret_and_the_old_one_are_both_accepted(kafka, settings):
     settings.STRIPE_WEBHOOK_SECRET = "whsec_new_one,whsec_old_one"
     event = fixture("customer_created_full")

@@ -11,34 +11,68 @@ from .factories import CustomerFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_health_is_200_when_database_kafka_and_stripe_answer(kafka, stripe_sandbox):
+HEALTH_TOKEN = "health-token-for-tests"
+
+
+@pytest.fixture
+def health_token(settings) -> str:
+    settings.HEALTH_TOKEN = HEALTH_TOKEN
+    return HEALTH_TOKEN
+
+
+def test_health_is_200_when_database_kafka_and_stripe_answer(kafka, stripe_sandbox, health_token):
     response = Client().get("/health")
-    body = response.json()
-    assert response.status_code == 200, body
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}  # anyone: the status only
+
+    body = Client().get("/health", HTTP_AUTHORIZATION=f"Bearer {health_token}").json()
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "kafka", "stripe"}
     assert all(check["ok"] for check in body["checks"].values())
 
 
-def test_health_is_503_with_details_when_the_broker_is_down(kafka, stripe_sandbox, settings):
+def test_health_is_503_without_details_for_anyone_when_the_broker_is_down(
+    kafka, stripe_sandbox, settings, health_token, caplog
+):
     settings.KAFKA_BOOTSTRAP_SERVERS = ["127.0.0.1:9"]
     settings.HEALTH_CHECK_TIMEOUT_SECONDS = 1.0
-    response = Client().get("/health")
-    body = response.json()
+    with caplog.at_level("WARNING", logger="sync.views"):
+        response = Client().get("/health")
     assert response.status_code == 503
-    assert body["status"] == "unavailable"
-    assert body["checks"]["kafka"]["ok"] is False and body["checks"]["kafka"]["error"]
-    assert body["checks"]["database"]["ok"] is True and body["checks"]["stripe"]["ok"] is True
+    assert response.json() == {"status": "unavailable"}
+    # The error (it names the broker's address) is logged instead.
+    [record] = [r for r in caplog.records if r.name == "sync.views"]
+    assert record.levelname == "WARNING" and record.getMessage().startswith("health check kafka failed: ")
+
+    for headers in ({"HTTP_AUTHORIZATION": f"Bearer {health_token}"}, {"HTTP_X_HEALTH_TOKEN": health_token}):
+        response = Client().get("/health", **headers)
+        body = response.json()
+        assert response.status_code == 503 and body["status"] == "unavailable"
+        assert body["checks"]["kafka"]["ok"] is False and body["checks"]["kafka"]["error"]
+        assert body["checks"]["database"]["ok"] is True and body["checks"]["stripe"]["ok"] is True
+
+    for headers in ({"HTTP_AUTHORIZATION": "Bearer not-the-token"}, {"HTTP_X_HEALTH_TOKEN": health_token[:-1]}):
+        assert Client().get("/health", **headers).json() == {"status": "unavailable"}
 
 
-def test_health_is_503_when_stripe_is_unreachable(kafka, stripe_sandbox, settings):
+def test_health_details_for_staff_only(kafka, stripe_sandbox, settings, staff_user):
+    from django.contrib.auth import get_user_model
+
     from integrations.stripe.client import stripe_client
 
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"
     stripe_client.cache_clear()
-    response = Client().get("/health")
+    staff = Client()
+    staff.force_login(staff_user)
+    response = staff.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"]["stripe"]["ok"] is False
+
+    customer = Client()
+    customer.force_login(get_user_model().objects.create_user("user", password="pw-user-123"))
+    assert customer.get("/health").json() == {"status": "unavailable"}
+    # Without a health token configured, no token opens the details.
+    assert Client().get("/health", HTTP_AUTHORIZATION="Bearer ").json() == {"status": "unavailable"}
 
 
 def test_metrics_expose_outbox_backlog_publishing_and_lag(kafka):
@@ -57,15 +91,20 @@ def test_metrics_expose_outbox_backlog_publishing_and_lag(kafka):
 
 
 def test_health_answers_503_when_the_database_is_down(tmp_path):
-    """A real process whose database cannot be opened: /health still answers, with 503."""
+    """A real process whose database cannot be opened: /health still answers, with 503; a
+    session cookie (whose lookup would need the database) changes nothing."""
     import os
     import subprocess
     import sys
 
     code = (
         "from django.test import Client\n"
-        "response = Client().get('/health')\n"
-        "print(response.status_code, response.json()['checks']['database']['ok'])\n"
+        "client = Client()\n"
+        "print(client.get('/health').status_code, client.get('/health').json())\n"
+        "client.cookies['sessionid'] = 'a-session-the-database-would-know'\n"
+        "print(client.get('/health').status_code, client.get('/health').json())\n"
+        "details = client.get('/health', HTTP_X_HEALTH_TOKEN='db-down-token').json()\n"
+        "print(details['checks']['database']['ok'])\n"
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
@@ -75,10 +114,18 @@ def test_health_answers_503_when_the_database_is_down(tmp_path):
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
             "SECURE_SSL_REDIRECT": "false",
             "HEALTH_CHECK_TIMEOUT_SECONDS": "1",
+            "HEALTH_TOKEN": "db-down-token",
             "ALLOWED_HOSTS": "testserver",
+            "LOG_FORMAT": "plain",
         },
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
-    assert result.stdout.strip().splitlines()[-1] == "503 False", result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-3:] == [
+        "503 {'status': 'unavailable'}",
+        "503 {'status': 'unavailable'}",
+        "False",
+    ], result.stdout + result.stderr
+    assert "health check database failed: OperationalError" in result.stderr

@@ -301,7 +301,7 @@ def test_the_schema_documents_every_error_answer_with_its_body(api_client):
         if method in ("post", "put", "patch"):
             expected |= {"400", "413", "415"}
         assert expected <= set(responses), (method, path, sorted(responses))
-        assert "429" not in responses  # no throttle is configured
+        assert "429" in responses  # the throttles (API_THROTTLE_*)
         for status in expected - {"400"}:
             assert responses[status]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorDetail"
@@ -312,7 +312,7 @@ def test_the_schema_documents_every_error_answer_with_its_body(api_client):
         "$ref": "#/components/schemas/FieldErrors"
     }
     # The webhook keeps its own answers.
-    assert set(paths["/webhooks/stripe"]["post"]["responses"]) == {"200", "400", "405", "413", "503"}
+    assert set(paths["/webhooks/stripe"]["post"]["responses"]) == {"200", "400", "405", "411", "413", "503"}
 
 
 def test_the_schema_documents_429_once_requests_are_throttled(api_client, settings):

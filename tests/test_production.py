@@ -1,5 +1,5 @@
-"""Production settings: `check --deploy`, JSON logs without secrets; the web server as the Procfile
-starts it."""
+"""Production settings: no start without a SECRET_KEY, `check --deploy`, JSON logs without secrets;
+the web server as the Procfile starts it."""
 
 import contextlib
 import json
@@ -9,6 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from sandbox.secret_key import PLACEHOLDERS, dotenv_secret_key, ensure_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +40,63 @@ def test_check_deploy_is_clean_with_debug_off(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("secret_key", PLACEHOLDERS, ids=["empty", "old-development-default", "change-me"])
+def test_refuses_to_start_with_debug_off_and_no_secret_key_of_its_own(tmp_path, secret_key):
+    # Set, even when empty: the environment wins over a .env a developer may have beside manage.py.
+    database = f"sqlite:///{tmp_path / 'check.sqlite3'}"
+    result = manage("check", SECRET_KEY=secret_key, DATABASE_URL=database)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set (or is a published placeholder)" in result.stderr
+    assert "secrets.token_urlsafe(64)" in result.stderr  # how to make one
+
+    working = manage("check", SECRET_KEY=secrets.token_urlsafe(64), DATABASE_URL=database)
+    assert working.returncode == 0, working.stdout + working.stderr
+    assert "System check identified no issues" in working.stdout
+
+
+def test_refuses_to_start_with_debug_off_and_secret_key_unset(tmp_path):
+    if dotenv_secret_key() not in (None, *PLACEHOLDERS):
+        pytest.skip("the .env beside manage.py sets a SECRET_KEY (`make run` writes one)")
+    environment = {name: value for name, value in os.environ.items() if name != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env={**environment, "DEBUG": "false", "DATABASE_URL": f"sqlite:///{tmp_path / 'unset.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_debug_mode_still_starts_without_a_secret_key(tmp_path):
+    result = manage("check", DEBUG="true", SECRET_KEY="", DATABASE_URL=f"sqlite:///{tmp_path / 'debug.sqlite3'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_run_writes_a_secret_key_into_dotenv_once(tmp_path):
+    env_file = tmp_path / ".env"
+    assert ensure_secret_key(env_file, environ={}) is True
+    assert env_file.stat().st_mode & 0o077 == 0  # a secret: its owner's only
+    key = dotenv_secret_key(env_file)
+    assert len(key) > 50
+    assert ensure_secret_key(env_file, environ={}) is False and dotenv_secret_key(env_file) == key  # kept
+
+    # A .env copied from .env.example: its empty line is filled in, the rest kept.
+    env_file.write_text("DEBUG=false\nSECRET_KEY=\nLOG_LEVEL=INFO\n")
+    assert ensure_secret_key(env_file, environ={}) is True
+    lines = env_file.read_text().splitlines()
+    assert lines[0] == "DEBUG=false" and lines[2] == "LOG_LEVEL=INFO"
+    assert dotenv_secret_key(env_file) not in PLACEHOLDERS
+
+    # A key in the environment wins over .env: nothing is written.
+    other = tmp_path / "other.env"
+    assert ensure_secret_key(other, environ={"SECRET_KEY": "from-the-environment"}) is False
+    assert not other.exists()
 
 
 def test_logs_are_json_lines_and_never_carry_secrets(tmp_path):

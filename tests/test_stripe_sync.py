@@ -242,8 +242,10 @@ def test_our_own_create_coming_back_only_links(stripe_sandbox):
     metadata.local_id and keeps the local values that are on their way."""
     customer = CustomerFactory(name="Mine", email="mine@example.com")
     catalog.customer_update(customer=customer, name="Mine, edited")
-    apply("customer.created", {"id": "cus_mine", "name": "Mine", "email": "mine@example.com",
-                               "metadata": {"local_id": str(customer.pk)}})
+    apply(
+        "customer.created",
+        {"id": "cus_mine", "name": "Mine", "email": "mine@example.com", "metadata": {"local_id": str(customer.pk)}},
+    )
     customer.refresh_from_db()
     mapping = mapping_of(customer)
     assert (customer.name, mapping.integration_id, mapping.status) == ("Mine, edited", "cus_mine", SyncStatus.PENDING)
@@ -429,3 +431,44 @@ def test_a_batch_mixes_outcomes_and_reports_each(stripe_sandbox):
     assert results[3].action == "deleted"
     with pytest.raises(stripe.InvalidRequestError):
         stripe_sandbox.v1.customers.retrieve(remote_id)
+
+
+def test_a_batch_of_events_applies_in_a_few_statements_each_and_one_failure_fails_only_itself():
+    """The inward worker hands a poll's events (distinct customers) over at once: one
+    transaction, reads shared by the batch, a savepoint per event."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.stripe.apply import stripe_events_apply
+
+    for index in range(40):
+        apply("customer.created", {"id": f"cus_b{index}", "name": "Before", "email": f"b{index}@example.com"})
+    CustomerFactory(email="taken@example.com")
+    now = next_event_second()
+    events = [
+        {
+            "event_id": f"evt_b{index}",
+            "event_type": "customer.updated",
+            "created": now + 5,
+            "customer": {
+                "id": f"cus_b{index}",
+                "object": "customer",
+                "name": "After",
+                "email": f"b{index}@example.com",
+            },
+        }
+        for index in range(40)
+    ]
+    # One of them takes an email another local customer has: refused, alone.
+    events[7]["customer"]["email"] = "taken@example.com"
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = stripe_events_apply(events)
+    assert isinstance(outcomes[7], PermanentTaskError)
+    assert [o.action for i, o in enumerate(outcomes) if i != 7] == ["applied"] * 39
+    assert mapping_of_remote("cus_b0").name == "After" and mapping_of_remote("cus_b7").name == "Before"
+    assert not InboxEvent.objects.filter(event_id="evt_b7").exists()  # its retry will apply it
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # Per event: the customer's two UPDATEs and the mapping's agreed fields (and, for the refused
+    # one, its email look-up); per batch: inbox, earlier events, tombstones, mappings, customers,
+    # the inbox rows.
+    assert len(statements) <= 6 + 3 * 40 + 1, "\n".join(statements[:20])

@@ -9,7 +9,6 @@ from typing import Any
 
 import stripe
 from django.db import transaction
-from django.db.models import Count, Max, Q
 
 from catalog.models import CatalogIntegration, Customer, SyncStatus
 from catalog.selectors import customers_with_email
@@ -18,18 +17,19 @@ from catalog.services import (
     customer_email_taken,
     customer_update,
     integration_for_item,
-    integration_get,
     integration_link,
     integration_record_agreed,
     integration_record_synced,
     integration_remove,
+    integrations_by_external_id,
 )
 from sync.audit import SyncResult
+from sync.inbox import Inbox, IncomingEvent
 from sync.merge import merge_three_way
-from sync.models import InboxEvent, SyncConflict
+from sync.models import SyncConflict
 from sync.outward import applying_remote_change, request_resync
 from sync.tasks import PermanentTaskError
-from sync.tombstones import DeletedBy, tombstone_find, tombstone_ignored, tombstone_record, tombstones_clear
+from sync.tombstones import DeletedBy, tombstone_record, tombstones_clear
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
@@ -43,87 +43,111 @@ DELETED = "customer.deleted"
 def stripe_event_apply(
     *, event_id: str, event_type: str, customer: dict[str, Any], created: int | None = None
 ) -> SyncResult:
-    """Apply one Stripe customer event to the catalog, once (a repeat is reported "duplicate").
+    """Apply one Stripe customer event (`stripe_events_apply` for a batch of one)."""
+    [outcome] = stripe_events_apply(
+        [{"event_id": event_id, "event_type": event_type, "customer": customer, "created": created}]
+    )
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
-    Deliveries come late, early and twice: an event older than one already applied for the same
-    customer is ignored (and logged); one that ties with it, or predates our own last push, is
-    resolved by reading the customer from Stripe; news of a customer deleted on either side (a
-    tombstone, or an earlier `customer.deleted`) is ignored, so nothing deleted comes back.
-    Changes made here are not sent back to Stripe (`applying_remote_change`).
+
+def stripe_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Exception]:
+    """Apply Stripe customer events (of distinct customers; each the inward task's arguments) to
+    the catalog, each once; return, in order, each one's result or the exception it failed with.
+
+    Deliveries come late, early and twice (`sync.inbox`): a repeat is reported "duplicate", an
+    event older than one already applied for the customer is ignored, one that may be older
+    than Stripe's state is resolved by reading the customer from Stripe, and news of a customer
+    deleted on either side is ignored, so nothing deleted comes back. Changes made here are not
+    sent back to Stripe (`applying_remote_change`).
+
+    One transaction for the batch, a savepoint per event: a failing event leaves nothing behind
+    (not even its inbox row, so its retry applies it) and the others commit together. The inbox,
+    tombstones, mappings and customers are read in a few statements for the whole batch.
     """
-    remote_id = customer["id"]
-    occurred_at = datetime.fromtimestamp(created, tz=dt_timezone.utc) if created else None
-    resync = False
-
-    def result(action: str, item_id: int | None = None) -> SyncResult:
-        return SyncResult(action=action, item_id=item_id, external_id=remote_id, external_event_id=event_id)
-
+    incoming = [_incoming(event) for event in events]
+    outcomes: list[SyncResult | Exception] = []
+    resyncs: list[Customer] = []
     with transaction.atomic():
-        _, first_time = InboxEvent.objects.get_or_create(
-            source=INTEGRATION_TYPE,
-            event_id=event_id,
-            defaults={"event_type": event_type, "object_id": remote_id, "occurred_at": occurred_at},
+        inbox = Inbox(source=INTEGRATION_TYPE, events=incoming)
+        mappings = integrations_by_external_id(
+            integration_type=INTEGRATION_TYPE, integration_ids=[event.object_id for event in incoming]
         )
-        if not first_time:
-            logger.info("stripe event %s already applied; skipped", event_id)
-            return result("duplicate")
-        tombstone = tombstone_find(
-            integration_type=INTEGRATION_TYPE, external_id=remote_id, item_id=local_id_of(customer)
-        )
-        if tombstone is not None:
-            reason = tombstone.get_deleted_by_display()
-            logger.info("stripe event %s (%s) about %s ignored: %s", event_id, event_type, remote_id, reason)
-            return result(tombstone_ignored(tombstone), tombstone.item_id)
-        earlier = (
-            InboxEvent.objects.filter(source=INTEGRATION_TYPE, object_id=remote_id)
-            .exclude(event_id=event_id)
-            .aggregate(latest=Max("occurred_at"), deletions=Count("pk", filter=Q(event_type=DELETED)))
-        )
-        latest = earlier["latest"]
-        if event_type != DELETED and earlier["deletions"]:
-            logger.info("stripe event %s about deleted customer %s ignored", event_id, remote_id)
-            return result("ignored: deleted in Stripe")
-        if occurred_at is not None and latest is not None and occurred_at < latest:
-            logger.info("stripe event %s (%s) is older than one already applied; ignored", event_id, occurred_at)
-            return result("ignored: stale")
-        mapping = integration_get(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
-        with applying_remote_change(INTEGRATION_TYPE):
-            state = None if customer.get("deleted") else customer
-            if event_type != DELETED and _is_ambiguous(mapping, occurred_at, latest):
-                state = _fetch_remote(remote_id)
-            if event_type == DELETED or state is None:
-                item_id = mapping.catalog_item_id if mapping else None
-                integration_remove(integration_type=INTEGRATION_TYPE, integration_id=remote_id)
-                tombstone_record(
-                    integration_type=INTEGRATION_TYPE,
-                    deleted_by=DeletedBy.REMOTE,
-                    external_id=remote_id,
-                    item_id=item_id,
-                    catalog_type=Customer.catalog_type_name(),
-                )
-                outcome = result("unlinked: deleted in Stripe", item_id)
-            else:
-                local, resync = _apply_customer_state(state, event_id, mapping)
-                outcome = result("applied", local.pk)
-    if resync:
+        customers = Customer.objects.non_polymorphic().in_bulk([m.catalog_item_id for m in mappings.values()])
+        for event, raw in zip(incoming, events):
+            try:
+                with transaction.atomic():
+                    outcome, resync = _apply_one(
+                        event, raw["customer"], inbox, mappings.get(event.object_id), customers
+                    )
+            except Exception as exc:  # noqa: BLE001 - reported per event; the others go on
+                outcomes.append(exc)
+                continue
+            if outcome.action != "duplicate":
+                inbox.mark_handled(event)
+            if resync is not None:
+                resyncs.append(resync)
+            outcomes.append(outcome)
+        inbox.record()
+    for local in resyncs:
         # The local side won a conflict but has no push under way: send it.
         request_resync(item=local)
-    return outcome
+    return outcomes
+
+
+def _incoming(event: dict[str, Any]) -> IncomingEvent:
+    created = event.get("created")
+    return IncomingEvent(
+        event_id=event["event_id"],
+        event_type=event["event_type"],
+        object_id=event["customer"]["id"],
+        occurred_at=datetime.fromtimestamp(created, tz=dt_timezone.utc) if created else None,
+        deletes=event["event_type"] == DELETED,
+        local_id=local_id_of(event["customer"]),
+    )
+
+
+def _apply_one(
+    event: IncomingEvent,
+    customer: dict[str, Any],
+    inbox: Inbox,
+    mapping: CatalogIntegration | None,
+    customers: dict[int, Customer],
+) -> tuple[SyncResult, Customer | None]:
+    """One event's result, and the local customer to push afterwards (it won a conflict)."""
+
+    def result(action: str, item_id: int | None = None) -> SyncResult:
+        return SyncResult(action=action, item_id=item_id, external_id=event.object_id, external_event_id=event.event_id)
+
+    skipped = inbox.skip_reason(event)
+    if skipped is not None:
+        logger.info("stripe event %s (%s) about %s: %s", event.event_id, event.event_type, event.object_id, skipped)
+        tombstone = inbox.tombstone_of(event)
+        return result(skipped, tombstone.item_id if tombstone else None), None
+    with applying_remote_change(INTEGRATION_TYPE):
+        state = None if customer.get("deleted") else customer
+        if not event.deletes and inbox.is_ambiguous(event, last_pushed_at=mapping.last_synced_at if mapping else None):
+            state = _fetch_remote(event.object_id)
+        if event.deletes or state is None:
+            item_id = mapping.catalog_item_id if mapping else None
+            integration_remove(integration_type=INTEGRATION_TYPE, integration_id=event.object_id)
+            tombstone_record(
+                integration_type=INTEGRATION_TYPE,
+                deleted_by=DeletedBy.REMOTE,
+                external_id=event.object_id,
+                item_id=item_id,
+                catalog_type=Customer.catalog_type_name(),
+            )
+            return result("unlinked: deleted in Stripe", item_id), None
+        local, resync = _apply_customer_state(state, event.event_id, mapping, customers)
+        return result("applied", local.pk), local if resync else None
 
 
 def local_id_of(remote: dict[str, Any]) -> int | None:
     """The local id the hub stored in the Stripe customer it created, if any."""
     value = str((remote.get("metadata") or {}).get(LOCAL_ID_KEY) or "")
     return int(value) if value.isdigit() and len(value) < 19 else None
-
-
-def _is_ambiguous(mapping: CatalogIntegration | None, occurred_at: datetime | None, latest: datetime | None) -> bool:
-    """Whether the event's payload may be older than what Stripe holds now (`mapping`: the
-    customer's, if linked)."""
-    if occurred_at is None or (latest is not None and occurred_at <= latest):
-        return True
-    # Stripe's timestamps are whole seconds: an event in the second of our last push may predate it.
-    return bool(mapping and mapping.last_synced_at and occurred_at <= mapping.last_synced_at)
 
 
 def _fetch_remote(remote_id: str) -> dict[str, Any] | None:
@@ -138,12 +162,15 @@ def _fetch_remote(remote_id: str) -> dict[str, Any] | None:
 
 
 def _apply_customer_state(
-    remote: dict[str, Any], event_id: str, mapping: CatalogIntegration | None
+    remote: dict[str, Any], event_id: str, mapping: CatalogIntegration | None, customers: dict[int, Customer]
 ) -> tuple[Customer, bool]:
     """Bring the local customer to the Stripe state `remote` (`mapping`: the one linked to it, if
-    any); return it, and whether it needs a push."""
+    any; `customers`: linked customers already read); return it, and whether it needs a push."""
     if mapping is not None:
-        return _merge_remote(mapping, inward_values(remote), event_id)
+        local = customers.get(mapping.catalog_item_id) or Customer.objects.non_polymorphic().get(
+            pk=mapping.catalog_item_id
+        )
+        return _merge_remote(local, mapping, inward_values(remote), event_id)
     remote_id = remote["id"]
     incoming = inward_values(remote)
     local = _unlinked_local_customer(remote, incoming.get("email"))
@@ -152,7 +179,7 @@ def _apply_customer_state(
         if mapping is not None:
             # Our own create coming back before the worker recorded it.
             integration_link(item_id=local.pk, integration_type=INTEGRATION_TYPE, integration_id=remote_id)
-            return _merge_remote(mapping, incoming, event_id)
+            return _merge_remote(local, mapping, incoming, event_id)
         _update_local(local, incoming, remote_id)  # linked by email: Stripe's record wins
         # Linked anew: an old delete of its previous Stripe customer must not hold up its pushes.
         tombstones_clear(integration_type=INTEGRATION_TYPE, item_id=local.pk)
@@ -169,11 +196,12 @@ def _apply_customer_state(
     return local, False
 
 
-def _merge_remote(mapping: CatalogIntegration, incoming: dict[str, Any], event_id: str) -> tuple[Customer, bool]:
+def _merge_remote(
+    local: Customer, mapping: CatalogIntegration, incoming: dict[str, Any], event_id: str
+) -> tuple[Customer, bool]:
     """Three-way merge per field (`sync.merge`) against the values both sides last agreed on;
     conflicts keep the local value and are recorded. Returns the customer and whether the local
     side needs a push (it won a conflict and none is under way)."""
-    local = Customer.objects.non_polymorphic().get(pk=mapping.catalog_item_id)
     pending = mapping.status == SyncStatus.PENDING
     merged = merge_three_way(
         base=mapping.synced_fields,

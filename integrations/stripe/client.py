@@ -12,7 +12,7 @@ from requests.structures import CaseInsensitiveDict
 from sync.metrics import EXTERNAL_REQUESTS
 
 from . import INTEGRATION_TYPE
-from .ratelimit import TokenBucket
+from .ratelimit import TokenBucket, shared_bucket
 
 if TYPE_CHECKING:
     import pycurl
@@ -158,12 +158,7 @@ def stripe_rate_limit() -> TokenBucket:
     """The process's Stripe request budget (`STRIPE_RATE_LIMIT_PER_SECOND`, 0 = unlimited),
     shared by its threads and by everything else in it that calls Stripe through
     `stripe_client()` (the worker's tasks, a reconciliation job)."""
-    return _bucket(float(settings.STRIPE_RATE_LIMIT_PER_SECOND))
-
-
-@cache
-def _bucket(rate: float) -> TokenBucket:
-    return TokenBucket(rate)
+    return shared_bucket(float(settings.STRIPE_RATE_LIMIT_PER_SECOND))
 
 
 @cache
@@ -188,6 +183,4 @@ def stripe_client() -> stripe.StripeClient:
 
 def stripe_webhook_secrets() -> list[str]:
     """The signing secrets webhooks may carry: several while one is being rotated."""
-    configured = settings.STRIPE_WEBHOOK_SECRET
-    values = configured.split(",") if isinstance(configured, str) else configured
-    return [value.strip() for value in values if value.strip()]
+    return [value.strip() for value in settings.STRIPE_WEBHOOK_SECRET.split(",") if value.strip()]

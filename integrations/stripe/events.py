@@ -17,6 +17,7 @@ from sync.models import InboxEvent
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
+from .ratelimit import shared_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +121,21 @@ def _events_between(created_gte: int, created_lte: int) -> list[dict[str, Any]]:
     """Customer events created in [`created_gte`, `created_lte`] (unix times), every page of them.
 
     One listing per type: the `types[]` filter is not supported everywhere (emulators), `type`
-    is. Each request takes a token of the process's Stripe rate limit (the client's transport).
+    is. Pages are read within `STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND`, the budget of the hub's
+    own reads beside the workers' writes.
     """
+    bucket = shared_bucket(float(settings.STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND))
     events: dict[str, dict[str, Any]] = {}
     for event_type in CUSTOMER_EVENT_TYPES:
-        params = {"type": event_type, "created": {"gte": created_gte, "lte": created_lte}, "limit": 100}
-        for event in stripe_client().v1.events.list(params=params).auto_paging_iter():
-            events[event.id] = event.to_dict(recursive=True)
+        params: dict[str, Any] = {"type": event_type, "created": {"gte": created_gte, "lte": created_lte}, "limit": 100}
+        while True:
+            bucket.acquire()
+            page = stripe_client().v1.events.list(params=params)
+            for event in page.data:
+                events[event.id] = event.to_dict(recursive=True)
+            if not page.has_more or not page.data:
+                break
+            params = {**params, "starting_after": page.data[-1].id}
     return list(events.values())
 
 

@@ -48,6 +48,7 @@ WEBHOOK_OPERATION = {
         },
         "400": {"description": "Missing or invalid signature, or malformed payload", "content": _DETAIL},
         "405": {"description": "Any method but POST"},
+        "411": {"description": "No Content-Length (a chunked body)", "content": _DETAIL},
         "413": {"description": "Body larger than WEBHOOK_MAX_BYTES", "content": _DETAIL},
         "503": {"description": "Could not be recorded now; Stripe will deliver it again", "content": _DETAIL},
     },

@@ -11,6 +11,8 @@ each `STRIPE_RATE_LIMIT_PER_SECOND / N`.
 
 from __future__ import annotations
 
+from functools import cache
+
 import threading
 import time
 from collections.abc import Callable
@@ -74,3 +76,10 @@ class TokenBucket:
                     return False
                 wait = min(wait, left)
             self._sleep(wait)
+
+
+@cache
+def shared_bucket(rate: float) -> TokenBucket:
+    """The process's one bucket of `rate` requests per second: callers that share a budget
+    (the worker's threads; the catch-up's pages) share its tokens."""
+    return TokenBucket(rate)

@@ -7,7 +7,7 @@ from sync.audit import SyncResult
 from sync.tasks import TaskMessage, task
 
 from . import INTEGRATION_TYPE
-from .apply import stripe_event_apply
+from .apply import stripe_event_apply, stripe_events_apply
 from .push import customer_push, customer_push_failed, customers_push
 
 OUTWARD_TOPIC = "customer_outward_sync"
@@ -46,3 +46,9 @@ def apply_stripe_event(
     *, event_id: str, event_type: str, stripe_customer_id: str, customer: dict[str, Any], created: int | None = None
 ) -> SyncResult:
     return stripe_event_apply(event_id=event_id, event_type=event_type, customer=customer, created=created)
+
+
+@apply_stripe_event.batch_hook
+def _apply_batch(events: list[dict[str, Any]]) -> list[SyncResult | Exception]:
+    # A poll's events of distinct customers in one transaction (a savepoint each).
+    return stripe_events_apply(events)

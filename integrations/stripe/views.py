@@ -31,10 +31,15 @@ def _rejected(detail: str) -> JsonResponse:
     return webhook_reply("rejected", {"detail": detail}, status=400)
 
 
-def _too_large(request: HttpRequest) -> JsonResponse | None:
-    """413 for a body over `WEBHOOK_MAX_BYTES`: an accepted event must fit in a Kafka record, so
-    a larger one is refused at the door rather than accepted and never applied."""
+def _refused_body(request: HttpRequest) -> JsonResponse | None:
+    """413 for a body over `WEBHOOK_MAX_BYTES` (an accepted event must fit in a Kafka record, so
+    a larger one is refused at the door rather than accepted and never applied), 411 for one of
+    no declared length."""
     limit = settings.WEBHOOK_MAX_BYTES
+    if not request.META.get("CONTENT_LENGTH") and request.META.get("HTTP_TRANSFER_ENCODING"):
+        # A chunked body reads as empty here (Django reads what CONTENT_LENGTH declares); Stripe
+        # always sends a length, so say what is wrong instead of "invalid signature".
+        return webhook_reply("rejected", {"detail": "Content-Length required."}, status=411)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -77,9 +82,9 @@ class StripeWebhookView(View):
         if not secrets:
             logger.error("STRIPE_WEBHOOK_SECRET is not set; webhook refused")
             return webhook_reply("unavailable", {"detail": "Webhook secret not configured."}, status=503)
-        too_large = _too_large(request)
-        if too_large is not None:
-            return too_large
+        refused = _refused_body(request)
+        if refused is not None:
+            return refused
         signature = request.META.get("HTTP_STRIPE_SIGNATURE")
         if not signature:
             return _rejected("Missing Stripe-Signature header.")

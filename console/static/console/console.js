@@ -83,7 +83,10 @@
           badge.textContent = state.label;
         }
         const failed = state.status === "failed";
-        row.querySelector("[data-resync]").hidden = !failed;
+        // Failed, or deleted in Stripe (unsynced): staff may send it again on purpose. The button
+        // is absent for users without the resync permission.
+        const resync = row.querySelector("[data-resync]");
+        if (resync) resync.hidden = !(failed || state.status === "unsynced");
         const error = row.querySelector("[data-sync-error]");
         error.hidden = !failed;
         error.textContent = failed ? state.error.substring(0, 120) : "";

@@ -21,7 +21,8 @@ class Command(BaseCommand):
             stop.set()
             from integrations.stripe.events import stripe_events_catch_up
 
-            self.stdout.write(f"{stripe_events_catch_up()} events handed to the inward worker")
+            handed = stripe_events_catch_up()
+            self.stdout.write(f"{handed} event{'' if handed == 1 else 's'} handed to the inward worker")
             return
         stop_on_signals(stop.set)
         stripe_catch_up_loop(stop=stop)

@@ -1,0 +1,115 @@
+"""The inbox: which incoming external events to apply, and which to skip, for a batch at once.
+
+External systems deliver at least once and in any order. Each event is applied once (its id is
+recorded), an event older than one already applied for the same object is stale, news of an
+object deleted on either side (a tombstone, or an earlier delete event) is ignored, and an event
+whose payload may be older than the object's state (the same second as a newer one, or as our
+own last push) is ambiguous: its integration reads the object's current state instead.
+
+Everything is read in a few statements per batch (`Inbox.load`), not per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Max, Q
+
+from .models import InboxEvent, Tombstone
+from .tombstones import tombstone_ignored, tombstones_alive
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    event_id: str
+    event_type: str
+    object_id: str  # the external object the event is about
+    occurred_at: datetime | None  # when the external system says it happened
+    deletes: bool = False  # the event reports the object's deletion
+    local_id: int | None = None  # the local item the object names as its own, if any
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    latest: datetime | None = None
+    deleted: bool = False
+
+
+class Inbox:
+    """The inbox's state for one batch of events of `source` (distinct objects)."""
+
+    def __init__(self, *, source: str, events: list[IncomingEvent]) -> None:
+        self.source = source
+        event_ids = [event.event_id for event in events]
+        object_ids = {event.object_id for event in events}
+        local_ids = {event.local_id for event in events if event.local_id is not None}
+        self._seen = set(
+            InboxEvent.objects.filter(source=source, event_id__in=event_ids).values_list("event_id", flat=True)
+        )
+        self._earlier = {
+            row["object_id"]: _Earlier(row["latest"], bool(row["deletions"]))
+            for row in InboxEvent.objects.filter(source=source, object_id__in=object_ids)
+            .exclude(event_id__in=event_ids)
+            .values("object_id")
+            .annotate(latest=Max("occurred_at"), deletions=Count("pk", filter=Q(event_type__endswith=".deleted")))
+        }
+        tombstones = tombstones_alive(integration_type=source).filter(
+            Q(external_id__in=object_ids) | Q(item_id__in=local_ids)
+        )
+        self._tombstones_by_object: dict[str, Tombstone] = {}
+        self._tombstones_by_item: dict[int, Tombstone] = {}
+        for tombstone in tombstones.order_by("id"):  # the newest wins
+            if tombstone.external_id:
+                self._tombstones_by_object[tombstone.external_id] = tombstone
+            if tombstone.item_id is not None:
+                self._tombstones_by_item[tombstone.item_id] = tombstone
+        self._applied: list[IncomingEvent] = []
+
+    def tombstone_of(self, event: IncomingEvent) -> Tombstone | None:
+        by_item = self._tombstones_by_item.get(event.local_id) if event.local_id is not None else None
+        return self._tombstones_by_object.get(event.object_id) or by_item
+
+    def skip_reason(self, event: IncomingEvent) -> str | None:
+        """The audit trail's action when the event is not to be applied, else None."""
+        if event.event_id in self._seen:
+            return "duplicate"
+        tombstone = self.tombstone_of(event)
+        if tombstone is not None:
+            return tombstone_ignored(tombstone)
+        earlier = self._earlier.get(event.object_id, _Earlier())
+        if earlier.deleted and not event.deletes:
+            return f"ignored: deleted in {self.source.title()}"
+        if event.occurred_at is not None and earlier.latest is not None and event.occurred_at < earlier.latest:
+            return "ignored: stale"
+        return None
+
+    def is_ambiguous(self, event: IncomingEvent, *, last_pushed_at: datetime | None) -> bool:
+        """Whether the payload may be older than the object's state now (`last_pushed_at`: when
+        we last wrote the object there): external timestamps are whole seconds."""
+        latest = self._earlier.get(event.object_id, _Earlier()).latest
+        if event.occurred_at is None or (latest is not None and event.occurred_at <= latest):
+            return True
+        return last_pushed_at is not None and event.occurred_at <= last_pushed_at
+
+    def mark_handled(self, event: IncomingEvent) -> None:
+        """The event was applied (or deliberately ignored): it must not be applied again."""
+        self._applied.append(event)
+
+    def record(self) -> None:
+        """Store the handled events, in the caller's transaction (one statement)."""
+        InboxEvent.objects.bulk_create(_rows(self.source, self._applied))
+
+
+def _rows(source: str, events: Iterable[IncomingEvent]) -> list[InboxEvent]:
+    return [
+        InboxEvent(
+            source=source,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            object_id=event.object_id,
+            occurred_at=event.occurred_at,
+        )
+        for event in events
+    ]
