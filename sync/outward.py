@@ -67,19 +67,22 @@ def _routes_for(instance: CatalogItem) -> list[OutwardRoute]:
     return [route for route in _routes.get(type(instance), []) if route.integration_type != origin]
 
 
-def request_resync(*, item: CatalogItem, full: bool = True, revive: bool = False) -> int:
+def request_resync(*, item: CatalogItem, full: bool = True, revive: bool = False, new: bool = False) -> int:
     """Send `item` as it is now to every integration it is not being changed from; returns how
     many syncs were enqueued. Commits with the caller. `full` sends every field (a staff
     "resync" repairs drift); otherwise only fields changed since both sides agreed.
 
     An integration that deleted the item (a live tombstone) is not sent it again, so a local
     edit does not recreate what was deleted there; `revive` (a staff resync) clears that
-    tombstone and creates it anew."""
+    tombstone and creates it anew. A `new` item (just created) has no tombstone: not looked up,
+    which saves a query per create."""
     routes = []
     for route in _routes_for(item):
         if revive:
             tombstones_clear(integration_type=route.integration_type, item_id=item.pk)
-        elif tombstone_find(integration_type=route.integration_type, item_id=item.pk, deleted_by=DeletedBy.REMOTE):
+        elif not new and tombstone_find(
+            integration_type=route.integration_type, item_id=item.pk, deleted_by=DeletedBy.REMOTE
+        ):
             logger.info(
                 "%s %s not sent to %s: deleted there (resync it to recreate it)",
                 item.catalog_type,
@@ -94,10 +97,10 @@ def request_resync(*, item: CatalogItem, full: bool = True, revive: bool = False
     return len(routes)
 
 
-def _on_save(sender, instance: CatalogItem, raw: bool = False, **kwargs) -> None:
+def _on_save(sender, instance: CatalogItem, created: bool = False, raw: bool = False, **kwargs) -> None:
     if raw:  # loading fixtures
         return
-    request_resync(item=instance, full=False)
+    request_resync(item=instance, full=False, new=created)
 
 
 def _on_delete(sender, instance: CatalogItem, **kwargs) -> None:
