@@ -101,12 +101,18 @@ def integrations_by_external_id(*, integration_type: str, integration_ids: list[
     return {mapping.integration_id: mapping for mapping in mappings}
 
 
-def integration_for_item(*, item_id: int, integration_type: str) -> CatalogIntegration | None:
-    return integrations_for_items(item_ids=[item_id], integration_type=integration_type).get(item_id)
+def integration_for_item(*, item_id: int, integration_type: str, lock: bool = False) -> CatalogIntegration | None:
+    """The item's mapping; `lock` (inside a transaction) waits for, then holds off, a concurrent
+    `integrations_record_synced`, so the external id read is the one that is committed."""
+    return integrations_for_items(item_ids=[item_id], integration_type=integration_type, lock=lock).get(item_id)
 
 
-def integrations_for_items(*, item_ids: list[int], integration_type: str) -> dict[int, CatalogIntegration]:
+def integrations_for_items(
+    *, item_ids: list[int], integration_type: str, lock: bool = False
+) -> dict[int, CatalogIntegration]:
     mappings = CatalogIntegration.objects.filter(catalog_item_id__in=item_ids, integration_type=integration_type)
+    if lock:
+        mappings = mappings.select_for_update()
     return {mapping.catalog_item_id: mapping for mapping in mappings}
 
 

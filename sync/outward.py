@@ -106,7 +106,11 @@ def _on_save(sender, instance: CatalogItem, created: bool = False, raw: bool = F
 def _on_delete(sender, instance: CatalogItem, **kwargs) -> None:
     origin = _applying_remote_change.get()
     for route in _routes.get(type(instance), []):
-        mapping = integration_for_item(item_id=instance.pk, integration_type=route.integration_type)
+        # Locked: a create that just came back from the integration either has recorded its
+        # external id (read here, so the delete goes out) or records nothing and finds the item
+        # gone (and deletes what it created). Unlocked, on PostgreSQL, the id could be recorded
+        # between this read and the delete, and the remote item would outlive the local one.
+        mapping = integration_for_item(item_id=instance.pk, integration_type=route.integration_type, lock=True)
         external_id = mapping.integration_id if mapping is not None else ""
         # Every integration's late news of the item must find it deleted, even one whose create
         # is still in flight (its webhook names the item by its local id).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -17,6 +18,7 @@ from sync.models import InboxEvent, OutboxMessage, SyncConflict
 from sync.tasks import PermanentTaskError
 
 from .factories import CustomerFactory
+from .helpers import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -472,3 +474,62 @@ def test_a_batch_of_events_applies_in_a_few_statements_each_and_one_failure_fail
     # one, its email look-up); per batch: inbox, earlier events, tombstones, mappings, customers,
     # the inbox rows.
     assert len(statements) <= 6 + 3 * 40 + 1, "\n".join(statements[:20])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_local_delete_while_a_create_is_recorded_deletes_it_in_stripe_too():
+    """The worker has recorded a Stripe id for a customer, not yet committed, when staff delete
+    the customer: the delete must wait for that record and send the Stripe delete, or the
+    Stripe customer outlives the local one (seen on PostgreSQL with late webhooks)."""
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: SQLite's IMMEDIATE transactions already serialise these writers")
+    customer = CustomerFactory(email=f"race-{uuid.uuid4().hex[:8]}@example.com")
+    recorded, release, deleted = threading.Event(), threading.Event(), threading.Event()
+
+    def record_create() -> None:
+        try:
+            with transaction.atomic():
+                catalog.integrations_record_synced(integration_type="stripe", confirmed={customer.pk: ("cus_race", {})})
+                recorded.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    def delete_locally() -> None:
+        try:
+            with transaction.atomic():
+                catalog.customer_delete(customer=Customer.objects.get(pk=customer.pk))
+            deleted.set()
+        finally:
+            connections.close_all()
+
+    recorder = threading.Thread(target=record_create)
+    recorder.start()
+    assert recorded.wait(10)
+    deleter = threading.Thread(target=delete_locally)
+    deleter.start()
+    # The delete is waiting on the record's row lock before the record commits.
+    wait_until(
+        lambda: _waiting_on_locks() > 0 or deleted.is_set(), timeout=10, message="the delete reached the mapping"
+    )
+    release.set()
+    recorder.join(10)
+    deleter.join(10)
+    assert deleted.is_set()
+
+    deletes = [
+        message.payload
+        for message in OutboxMessage.objects.filter(topic="customer_outward_sync")
+        if message.payload.get("kwargs", {}).get("action") == "delete"
+    ]
+    assert [payload["kwargs"]["external_id"] for payload in deletes] == ["cus_race"], deletes
+
+
+def _waiting_on_locks() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
