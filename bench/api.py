@@ -43,8 +43,12 @@ def run(hub: Hub, *, total: int, runs: int, requests_per_run: int) -> Result:
     middle = max(1, count // 200)  # a page halfway through the list
     queries = {
         path: int(get(path, count_queries=True).headers["X-Bench-Queries"])
-        for path in ("/api/customers?page_size=10", "/api/customers?page_size=100",
-                     f"/api/customers?page_size=100&page={middle}", "/api/customers?page_size=1000")  # fmt: skip
+        for path in (
+            "/api/customers?page_size=10",
+            "/api/customers?page_size=100",
+            f"/api/customers?page_size=100&page={middle}",
+            "/api/customers?page_size=1000",
+        )
     }
     for _ in range(20):  # warm-up
         get("/api/customers?page_size=100")

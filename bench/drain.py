@@ -106,8 +106,12 @@ def drain(hub: Hub, count: int, tag: str, *, timeout: float = 600) -> tuple[floa
     started = time.monotonic()
     first, last, committed = create_pending_changes(count, tag)
     say(f"drain {tag}: {count:,} changes committed in {time.monotonic() - started:.1f} s")
-    done = wait_until(lambda: synced_between(hub, first, last) >= count, timeout=timeout, interval=0.05,
-                      what=f"{count} changes synced")  # fmt: skip
+    done = wait_until(
+        lambda: synced_between(hub, first, last) >= count,
+        timeout=timeout,
+        interval=0.05,
+        what=f"{count} changes synced",
+    )
     rate = count / (done - committed)
     say(f"drain {tag}: {rate:,.0f} changes/s")
     return rate, first, last
@@ -140,8 +144,9 @@ def growth_per_1000(samples, name: str, start_after: int) -> tuple[float, int, i
 # --- scenarios --------------------------------------------------------------------------------
 
 
-def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: int, latency_samples: int,
-        inward_events: int) -> Result:  # fmt: skip
+def run(
+    hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: int, latency_samples: int, inward_events: int
+) -> Result:
     result = Result()
     warm_first, warm_last, _ = create_pending_changes(50, "warm")
     wait_until(lambda: synced_between(hub, warm_first, warm_last) >= 50, timeout=120, what="the warm-up changes")
@@ -198,8 +203,11 @@ def run(hub: Hub, *, runs: int, changes: int, scale_changes: int, rate_limit: in
     limited_end_to_end, first, last = drain(hub, limited_count, tag)
     after = standin(hub, "GET", "/_standin/stats")
     # The rate Stripe saw: its own timestamps of this drain's creates, first to last.
-    times = [c["time"] for c in standin(hub, "GET", f"/_standin/changes?after={seq}")["changes"]
-             if (c["email"] or "").startswith(f"drain-{tag}-")]  # fmt: skip
+    times = [
+        c["time"]
+        for c in standin(hub, "GET", f"/_standin/changes?after={seq}")["changes"]
+        if (c["email"] or "").startswith(f"drain-{tag}-")
+    ]
     limited_rate = (len(times) - 1) / (max(times) - min(times))
     standin(hub, "POST", "/_config/rate_limit", data={"per_second": 0})
     answered_429 = after.get("429", 0) - before.get("429", 0)
@@ -364,8 +372,10 @@ def latency(hub: Hub, *, samples: int) -> Result:
         "3. (diagnostic) of which the API request itself",
         f"p50 {percentile(request_ms, 50):.0f} ms, p99 {percentile(request_ms, 99):.0f} ms with {customers:,} customers",
     )
-    for label, values in (("API write -> Stripe stand-in changed", api_latencies),
-                          ("Signed webhook -> local row changed", hook_latencies)):  # fmt: skip
+    for label, values in (
+        ("API write -> Stripe stand-in changed", api_latencies),
+        ("Signed webhook -> local row changed", hook_latencies),
+    ):
         p50, p99 = percentile(values, 50), percentile(values, 99)
         result.row(
             f"3. Latency: {label}",
@@ -398,9 +408,12 @@ def inward_memory(hub: Hub, *, events: int) -> Result:
     for n in range(1, events + 1):
         customer = stripe_customer(n=n, prefix=MEMORY_PREFIX, name=f"Inward {n}")
         message = apply_stripe_event.message(
-            event_id=f"evt_mem_{n}_{now}", event_type="customer.updated", stripe_customer_id=customer["id"],
-            customer=customer, created=now,
-        )  # fmt: skip
+            event_id=f"evt_mem_{n}_{now}",
+            event_type="customer.updated",
+            stripe_customer_id=customer["id"],
+            customer=customer,
+            created=now,
+        )
         batch.append((INWARD_TOPIC, apply_stripe_event.message_key(message), message.encode()))
         if len(batch) == 1000:
             kafka.publish(batch)

@@ -29,8 +29,17 @@ SCENARIOS = ("1", "2", "3", "4", "5", "6")
 
 def setup_django(db: BenchDatabase, hub: Hub) -> None:
     """This process talks to the bench database (bulk data, checks) with the hub's settings."""
-    for key in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_API_VERSION",
-                "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "SECRET_KEY", "LOG_LEVEL"):  # fmt: skip
+    for key in (
+        "DJANGO_SETTINGS_MODULE",
+        "DATABASE_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_API_VERSION",
+        "STRIPE_API_KEY",
+        "STRIPE_API_BASE",
+        "STRIPE_WEBHOOK_SECRET",
+        "SECRET_KEY",
+        "LOG_LEVEL",
+    ):
         os.environ[key] = hub.env[key]
     import django
 
@@ -154,13 +163,24 @@ def main(argv: list[str] | None = None) -> int:
                     insert_customers(count=customers + 3_000, linked=customers + 3_000, prefix=webhooks.PREFIX)
                     settle()
                     # Five shorter runs: the machine's speed moves between runs (bench/analysis.md).
-                    result.extend(webhooks.run(hub, customers=customers, warmup=3_000, runs=1 if quick else 5,
-                                               seconds=3 if quick else 8, connections=8))  # fmt: skip
+                    result.extend(
+                        webhooks.run(
+                            hub,
+                            customers=customers,
+                            warmup=3_000,
+                            runs=1 if quick else 5,
+                            seconds=3 if quick else 8,
+                            connections=8,
+                        )
+                    )
                 if "5" in only:
                     say("scenario 5: API list")
                     loads.append(("5", load()))
-                    result.extend(api.run(hub, total=10_000 if quick else 100_000, runs=runs,
-                                          requests_per_run=50 if quick else 200))  # fmt: skip
+                    result.extend(
+                        api.run(
+                            hub, total=10_000 if quick else 100_000, runs=runs, requests_per_run=50 if quick else 200
+                        )
+                    )
         if only & {"2", "3", "6"}:
             with guarded(result, "2/3/6", failures), Hub(db=db, workdir=workdir, name="sync") as hub:
                 hub.start_services()
@@ -172,10 +192,17 @@ def main(argv: list[str] | None = None) -> int:
                 loads.append(("2", load()))
                 # Two drains of 10,000 and an inward drain of 20,000: each worker's memory figure
                 # after 20,000 events.
-                result.extend(drain.run(hub, runs=1 if quick else 2, changes=2_000 if quick else 10_000,
-                                        scale_changes=2_000 if quick else 5_000, rate_limit=25,
-                                        latency_samples=20 if quick else 100,
-                                        inward_events=500 if quick else 20_000))  # fmt: skip
+                result.extend(
+                    drain.run(
+                        hub,
+                        runs=1 if quick else 2,
+                        changes=2_000 if quick else 10_000,
+                        scale_changes=2_000 if quick else 5_000,
+                        rate_limit=25,
+                        latency_samples=20 if quick else 100,
+                        inward_events=500 if quick else 20_000,
+                    )
+                )
         if "4" in only:
             with guarded(result, "4", failures), Hub(db=db, workdir=workdir, name="tasks") as hub:
                 hub.start_services()

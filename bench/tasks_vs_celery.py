@@ -47,17 +47,35 @@ def run(hub: Hub, *, runs: int, count: int) -> Result:
     client.ping()
     def start_noop_worker(**env: str) -> None:
         hub.processes["noop_worker"] = subprocess.Popen(
-            [sys.executable, "-m", "bench.noop_worker"], cwd=BASE_DIR, env={**hub.env, **env},
-            stdout=open(hub.log("noop_worker"), "ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "bench.noop_worker"],
+            cwd=BASE_DIR,
+            env={**hub.env, **env},
+            stdout=open(hub.log("noop_worker"), "ab"),
+            stderr=subprocess.STDOUT,
+        )
 
     start_noop_worker()
     hub.processes["celery"] = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "--loglevel", "WARNING",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", QUEUE],
-        cwd=BASE_DIR, env={**hub.env, "BENCH_CELERY_QUEUE": QUEUE},
-        stdout=open(hub.log("celery"), "ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.celery_app",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            QUEUE,
+        ],
+        cwd=BASE_DIR,
+        env={**hub.env, "BENCH_CELERY_QUEUE": QUEUE},
+        stdout=open(hub.log("celery"), "ab"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         # Warm-up: both workers running and connected (ours joins its consumer group).
         measure(one_by_one(noop.send), client, count=50, timeout=120)

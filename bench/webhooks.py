@@ -21,9 +21,22 @@ PREFIX = "wh"
 
 def wrk(url: str, *, bodies_file: Path, threads: int, connections: int, seconds: int) -> dict:
     command = [
-        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-        "-s", str(BENCH_DIR / "webhook_load.lua"), url, "--", str(bodies_file), str(threads),
-    ]  # fmt: skip
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH_DIR / "webhook_load.lua"),
+        url,
+        "--",
+        str(bodies_file),
+        str(threads),
+    ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
     stats = json.loads(line.removeprefix("WRK_JSON "))

@@ -81,9 +81,18 @@ class CustomerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Customer
         fields = [
-            "id", "name", "email", "phone", "description", "address", "metadata", "preferred_locales",
-            "catalog_type", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "email",
+            "phone",
+            "description",
+            "address",
+            "metadata",
+            "preferred_locales",
+            "catalog_type",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "catalog_type", "created_at", "updated_at"]
 
     def get_fields(self) -> dict:

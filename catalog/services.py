@@ -200,8 +200,14 @@ def _update_each(mappings: list[CatalogIntegration], fields: list[str]) -> None:
 
 
 _RECORD_SYNCED_FIELDS = [
-    "integration_id", "status", "last_synced_at", "updated_at", "last_error", "pending_create_key", "synced_fields"
-]  # fmt: skip
+    "integration_id",
+    "status",
+    "last_synced_at",
+    "updated_at",
+    "last_error",
+    "pending_create_key",
+    "synced_fields",
+]
 
 
 def integration_record_agreed(*, mapping: CatalogIntegration, agreed_fields: dict) -> None:

@@ -21,8 +21,14 @@ from catalog.serializers import CustomerSerializer
 # The form fields (model field names) that make up the serializer's nested `address`.
 ADDRESS_FIELDS = {part: f"address_{part}" for part in ADDRESS_PARTS}
 CUSTOMER_FIELDS = [
-    "name", "email", "phone", "description", *ADDRESS_FIELDS.values(), "metadata", "preferred_locales",
-]  # fmt: skip
+    "name",
+    "email",
+    "phone",
+    "description",
+    *ADDRESS_FIELDS.values(),
+    "metadata",
+    "preferred_locales",
+]
 
 
 def _messages(errors: Any) -> list[str]:

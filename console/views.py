@@ -33,12 +33,20 @@ INTEGRATIONS_PER_PAGE = 50
 RECENT_ACTIVITY = 10
 # Sort keys of the customers table -> ORDER BY.
 CUSTOMER_SORTS = {
-    "name": "name", "email": "email", "phone": "phone", "country": "address_country", "updated": "updated_at",
-}  # fmt: skip
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "country": "address_country",
+    "updated": "updated_at",
+}
 # The table's sortable columns, in order: key, header.
 CUSTOMER_COLUMNS = [
-    ("name", "Name"), ("email", "Email"), ("phone", "Phone"), ("country", "Country"), ("updated", "Updated"),
-]  # fmt: skip
+    ("name", "Name"),
+    ("email", "Email"),
+    ("phone", "Phone"),
+    ("country", "Country"),
+    ("updated", "Updated"),
+]
 DEFAULT_CUSTOMER_SORT = "-updated"
 MAX_STATUS_IDS = 200
 RESYNCABLE_STATUSES = (SyncStatus.FAILED.value, selectors.UNSYNCED)

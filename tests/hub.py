@@ -122,8 +122,11 @@ class Hub:
         # Tests stop and restart workers: one stopped during its group's first join (Tansu holds
         # it for the rebalance timeout) can leave its successor without partitions.
         for name in CONSUMERS:
-            wait_until(lambda name=name: b" assigned " in self.log(name).read_bytes()[log_start[name]:], timeout=60,
-                       message=f"{name} assigned its partitions")  # fmt: skip
+            wait_until(
+                lambda name=name: b" assigned " in self.log(name).read_bytes()[log_start[name] :],
+                timeout=60,
+                message=f"{name} assigned its partitions",
+            )
 
     def set_webhooks(self, *, enabled: bool) -> None:
         """Point localstripe's webhook at the hub, or at nowhere (webhooks lost)."""

@@ -90,11 +90,17 @@ def test_the_whole_customer_round_trips_through_the_api(api_client):
         "email": "zoe@example.com",
         "phone": "+41 44 668 18 00",
         "description": "Key account",
-        "address": {"line1": "Bahnhofstrasse 1", "line2": "", "city": "Zürich", "state": "ZH",
-                    "postal_code": "8001", "country": "ch"},
+        "address": {
+            "line1": "Bahnhofstrasse 1",
+            "line2": "",
+            "city": "Zürich",
+            "state": "ZH",
+            "postal_code": "8001",
+            "country": "ch",
+        },
         "metadata": {"plan": "gold", "segment": "enterprise"},
         "preferred_locales": ["de-CH", "en"],
-    }  # fmt: skip
+    }
     created = api_client.post("/api/customers", full, format="json")
     assert created.status_code == 201, created.data
     expected = {**full, "address": {**full["address"], "country": "CH"}}

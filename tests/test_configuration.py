@@ -76,10 +76,21 @@ def test_sandbox_localstripe_stops_promptly_on_ctrl_c():
 
     port = free_port()
     wrapper = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.localstripe", "--port", str(port),
-         "--webhook-url", "http://127.0.0.1:9/webhooks/stripe", "--webhook-secret", "whsec_test"],
-        cwd=BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sandbox.localstripe",
+            "--port",
+            str(port),
+            "--webhook-url",
+            "http://127.0.0.1:9/webhooks/stripe",
+            "--webhook-secret",
+            "whsec_test",
+        ],
+        cwd=BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         started = time.monotonic()

@@ -344,12 +344,19 @@ def test_modal_form_creates_and_edits_every_field(staff):
     assert response.status_code == 201, response.content.decode()
     ada = Customer.objects.get(pk=response.json()["id"])
     assert (ada.name, ada.email, ada.phone, ada.description) == (
-        "Ada Lovelace", "ada@example.com", "+44 20 7946 0000", "Countess; first programmer."
-    )  # fmt: skip
+        "Ada Lovelace",
+        "ada@example.com",
+        "+44 20 7946 0000",
+        "Countess; first programmer.",
+    )
     assert ada.address == {
-        "line1": "12 St James's Square", "line2": "Flat 3", "city": "London", "state": "Greater London",
-        "postal_code": "SW1Y 4JH", "country": "GB",
-    }  # fmt: skip
+        "line1": "12 St James's Square",
+        "line2": "Flat 3",
+        "city": "London",
+        "state": "Greater London",
+        "postal_code": "SW1Y 4JH",
+        "country": "GB",
+    }
     assert ada.metadata == {"plan": "gold", "tier": "2"}
     assert ada.preferred_locales == ["en-GB", "fr"]
     assert OutboxMessage.objects.filter(key=str(ada.pk)).count() == 1
@@ -371,9 +378,13 @@ def test_modal_form_creates_and_edits_every_field(staff):
 
     # Edit: a key removed, one added, a part cleared, the country changed; a blank name is fine.
     edit = {
-        **FULL_CUSTOMER, "name": "", "address_line2": "", "address_country": "fr", "metadata": "tier=3\nvip=yes",
+        **FULL_CUSTOMER,
+        "name": "",
+        "address_line2": "",
+        "address_country": "fr",
+        "metadata": "tier=3\nvip=yes",
         "preferred_locales": "",
-    }  # fmt: skip
+    }
     response = staff.post(f"/customers/{ada.pk}/edit/", edit, **FETCH)
     assert response.status_code == 200 and response["Content-Type"] == "application/json", response.content.decode()
     ada.refresh_from_db()
@@ -581,9 +592,21 @@ def test_admin_exports_and_imports_customers_as_csv(admin_client_):
 
 
 EXPORT_COLUMNS = [
-    "id", "name", "email", "phone", "description", "address_line1", "address_line2", "address_city", "address_state",
-    "address_postal_code", "address_country", "metadata", "preferred_locales", "sync_status",
-]  # fmt: skip
+    "id",
+    "name",
+    "email",
+    "phone",
+    "description",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_state",
+    "address_postal_code",
+    "address_country",
+    "metadata",
+    "preferred_locales",
+    "sync_status",
+]
 
 
 def read_csv(text: str) -> list[dict[str, str]]:
@@ -612,10 +635,17 @@ def failed_rows(html: str) -> dict[int, str]:
 
 def test_admin_exports_every_field_as_csv(admin_client_):
     ada = CustomerFactory(
-        name="Ada", email="ada@example.com", phone="+44 20 7946 0000", description="Line one\nline two",
-        address_line1="12 St James's Square", address_city="London", address_postal_code="SW1Y 4JH",
-        address_country="GB", metadata={"plan": "gold", "note": "café, \"quoted\""}, preferred_locales=["en-GB", "fr"],
-    )  # fmt: skip
+        name="Ada",
+        email="ada@example.com",
+        phone="+44 20 7946 0000",
+        description="Line one\nline two",
+        address_line1="12 St James's Square",
+        address_city="London",
+        address_postal_code="SW1Y 4JH",
+        address_country="GB",
+        metadata={"plan": "gold", "note": "café, \"quoted\""},
+        preferred_locales=["en-GB", "fr"],
+    )
     bare = CustomerFactory(name="Bare", email=None)
     failed(ada)
     export = admin_client_.post(
@@ -625,12 +655,21 @@ def test_admin_exports_every_field_as_csv(admin_client_):
     assert text.splitlines()[0] == ",".join(EXPORT_COLUMNS)
     first, second = read_csv(text)
     assert first == {
-        "id": str(ada.pk), "name": "Ada", "email": "ada@example.com", "phone": "+44 20 7946 0000",
-        "description": "Line one\nline two", "address_line1": "12 St James's Square", "address_line2": "",
-        "address_city": "London", "address_state": "", "address_postal_code": "SW1Y 4JH", "address_country": "GB",
-        "metadata": '{"note": "café, \\"quoted\\"", "plan": "gold"}', "preferred_locales": "en-GB,fr",
+        "id": str(ada.pk),
+        "name": "Ada",
+        "email": "ada@example.com",
+        "phone": "+44 20 7946 0000",
+        "description": "Line one\nline two",
+        "address_line1": "12 St James's Square",
+        "address_line2": "",
+        "address_city": "London",
+        "address_state": "",
+        "address_postal_code": "SW1Y 4JH",
+        "address_country": "GB",
+        "metadata": '{"note": "café, \\"quoted\\"", "plan": "gold"}',
+        "preferred_locales": "en-GB,fr",
         "sync_status": "failed",
-    }  # fmt: skip
+    }
     assert second["metadata"] == "{}" and second["preferred_locales"] == "" and second["address_country"] == ""
 
     # Imported back, the export changes nothing.
@@ -644,9 +683,13 @@ def test_admin_exports_every_field_as_csv(admin_client_):
 
 def test_admin_imports_every_field_from_csv(admin_client_):
     ada = CustomerFactory(
-        name="Ada", email="ada@example.com", phone="+1 555 0100", address_city="London", address_country="GB",
+        name="Ada",
+        email="ada@example.com",
+        phone="+1 555 0100",
+        address_city="London",
+        address_country="GB",
         metadata={"plan": "gold"},
-    )  # fmt: skip
+    )
     text = (
         "id,name,email,phone,address_line1,address_country,metadata,preferred_locales,colour\n"
         # Updates Ada: only the columns named (her city is kept), metadata replaced.
@@ -680,15 +723,26 @@ def test_admin_imports_every_field_from_csv(admin_client_):
 
     ada.refresh_from_db()
     assert (ada.name, ada.phone, ada.metadata, ada.preferred_locales) == (
-        "Ada Lovelace", "+44 20 7946 0000", {"tier": "2"}, ["en-GB", "fr"]
-    )  # fmt: skip
+        "Ada Lovelace",
+        "+44 20 7946 0000",
+        {"tier": "2"},
+        ["en-GB", "fr"],
+    )
     assert ada.address == {
-        "line1": "12 St James's Square", "line2": "", "city": "London", "state": "", "postal_code": "", "country": "GB"
-    }  # fmt: skip
+        "line1": "12 St James's Square",
+        "line2": "",
+        "city": "London",
+        "state": "",
+        "postal_code": "",
+        "country": "GB",
+    }
     grace = Customer.objects.get(email="grace@example.com")
     assert (grace.name, grace.phone, grace.address["line1"], grace.address["country"]) == (
-        "Grace", "+1 555 0101", "1 Navy Way", "US"
-    )  # fmt: skip
+        "Grace",
+        "+1 555 0101",
+        "1 Navy Way",
+        "US",
+    )
     assert grace.metadata == {"rank": "admiral"} and grace.preferred_locales == ["en-US"]
     assert not Customer.objects.filter(email__startswith="bad").exists()
     # Saved through the services: each queued its sync.
@@ -711,11 +765,21 @@ def test_admin_lists_searches_and_edits_the_new_fields(admin_client_):
     page = admin_client_.get(f"/admin/catalog/customer/{ada.pk}/change/").content.decode()
     assert "<h2" in page and ">Address<" in page and 'name="address_line1"' in page and 'name="metadata"' in page
     base = {
-        "name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000", "description": "",
-        "address_line1": "12 St James's Square", "address_line2": "", "address_city": "London",
-        "address_state": "", "address_postal_code": "", "address_country": "GB", "metadata": "plan=gold",
-        "preferred_locales": "en-GB, fr", "integrations-TOTAL_FORMS": "0", "integrations-INITIAL_FORMS": "0",
-    }  # fmt: skip
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "phone": "+44 20 7946 0000",
+        "description": "",
+        "address_line1": "12 St James's Square",
+        "address_line2": "",
+        "address_city": "London",
+        "address_state": "",
+        "address_postal_code": "",
+        "address_country": "GB",
+        "metadata": "plan=gold",
+        "preferred_locales": "en-GB, fr",
+        "integrations-TOTAL_FORMS": "0",
+        "integrations-INITIAL_FORMS": "0",
+    }
     # The API's rules: the same errors as the console's form.
     for changes, message in [
         ({"phone": "0" * 21}, "Ensure this field has no more than 20 characters."),
@@ -730,8 +794,11 @@ def test_admin_lists_searches_and_edits_the_new_fields(admin_client_):
     assert response.status_code == 302, response.content.decode()
     ada.refresh_from_db()
     assert (ada.name, ada.address["line1"], ada.metadata, ada.preferred_locales) == (
-        "Ada Lovelace", "12 St James's Square", {"plan": "gold"}, ["en-GB", "fr"]
-    )  # fmt: skip
+        "Ada Lovelace",
+        "12 St James's Square",
+        {"plan": "gold"},
+        ["en-GB", "fr"],
+    )
     assert OutboxMessage.objects.filter(key=str(ada.pk)).count() == queued + 1
 
     response = admin_client_.post("/admin/catalog/customer/add/", {**base, "email": "new@example.com"})
