@@ -110,8 +110,7 @@ def customers_push(changes: list[dict[str, Any]]) -> list[SyncResult | Exception
     )
     for push in creating:
         push.create_key, push.resumed = begun[push.item_id]
-    outcomes = _in_parallel(_push_remote, pushes)
-    _record_pushed(pushes, outcomes)
+    outcomes = _record_pushed(pushes, _in_parallel(_push_remote, pushes))
     return [_final(push, outcome) for push, outcome in zip(pushes, outcomes)]
 
 
@@ -136,8 +135,8 @@ def _stripe_call_pool() -> ThreadPoolExecutor:
 def _push_remote(push: _Push) -> _Pushed:
     if push.action == ACTION_DELETE:
         deleted = _delete_remote(push.external_id, push.event_id)
-        return _Pushed(SyncResult(action="deleted" if deleted else "already deleted", item_id=push.item_id,
-                                  external_id=push.external_id or ""))  # fmt: skip
+        action = "deleted" if deleted else "already deleted"
+        return _Pushed(SyncResult(action=action, item_id=push.item_id, external_id=push.external_id or ""))
     if push.customer is None:
         return _Pushed(SyncResult(action="skipped: deleted locally", item_id=push.item_id))  # its delete event removes it
     if push.mapping is not None and push.mapping.integration_id:
@@ -145,9 +144,10 @@ def _push_remote(push: _Push) -> _Pushed:
     return _create_remote(push.customer, push.event_id, key=push.create_key, resumed=push.resumed)
 
 
-def _record_pushed(pushes: list[_Push], outcomes: list[_Pushed | Exception]) -> None:
-    """Write what Stripe confirmed, in one transaction; an item deleted meanwhile gets no
-    mapping, and a Stripe customer just created for it is deleted again (no orphan)."""
+def _record_pushed(pushes: list[_Push], outcomes: list[_Pushed | Exception]) -> list[_Pushed | Exception]:
+    """Write what Stripe confirmed, in one transaction, and return each change's final outcome:
+    an item deleted meanwhile gets no mapping, and a Stripe customer just created for it is
+    deleted again (no orphan)."""
     confirmed = {
         push.item_id: (outcome.confirmed_id, outcome.agreed)
         for push, outcome in zip(pushes, outcomes)
@@ -155,37 +155,57 @@ def _record_pushed(pushes: list[_Push], outcomes: list[_Pushed | Exception]) -> 
     }
     try:
         recorded = integrations_record_synced(integration_type=INTEGRATION_TYPE, confirmed=confirmed)
+        clashes: dict[int, IntegrityError] = {}
     except IntegrityError:
         # One item's record clashes (its Stripe id is linked elsewhere, or it vanished mid-way):
         # record the others one by one, so only that one fails and is retried.
-        recorded = {}
-        for index, push in enumerate(pushes):
-            if push.item_id in confirmed:
-                try:
-                    recorded |= integrations_record_synced(
-                        integration_type=INTEGRATION_TYPE, confirmed={push.item_id: confirmed[push.item_id]}
-                    )
-                except IntegrityError as exc:
-                    outcomes[index] = exc
-    for index, (push, outcome) in enumerate(zip(pushes, outcomes)):
-        if not isinstance(outcome, _Pushed):
-            continue
-        if outcome.unlinked:
-            integration_remove(integration_type=INTEGRATION_TYPE, integration_id=outcome.result.external_id)
-            _tombstone(DeletedBy.REMOTE, outcome.result.external_id, push.item_id)
-        elif outcome.confirmed_id and push.item_id not in recorded:
-            if outcome.created:
-                # Its `customer.created` webhook is on its way: it must find the customer dead.
-                _tombstone(DeletedBy.LOCAL, outcome.confirmed_id, push.item_id)
-                try:
-                    _delete_remote(outcome.confirmed_id, push.event_id)
-                except Exception as exc:  # noqa: BLE001 - retried: the create is found again, then deleted
-                    outcomes[index] = exc
-                    continue
-                outcomes[index] = _Pushed(SyncResult(action="created, then deleted: deleted locally meanwhile",
-                                                     item_id=push.item_id, external_id=outcome.confirmed_id))  # fmt: skip
-            else:
-                outcomes[index] = _Pushed(SyncResult(action="skipped: deleted locally", item_id=push.item_id))
+        recorded, clashes = _record_each(confirmed)
+    return [
+        clashes[push.item_id] if push.item_id in clashes else _settle(push, outcome, recorded)
+        for push, outcome in zip(pushes, outcomes)
+    ]
+
+
+def _record_each(
+    confirmed: dict[int, tuple[str, dict | None]],
+) -> tuple[dict[int, CatalogIntegration], dict[int, IntegrityError]]:
+    recorded: dict[int, CatalogIntegration] = {}
+    clashes: dict[int, IntegrityError] = {}
+    for item_id, confirmation in confirmed.items():
+        try:
+            recorded |= integrations_record_synced(integration_type=INTEGRATION_TYPE, confirmed={item_id: confirmation})
+        except IntegrityError as exc:
+            clashes[item_id] = exc
+    return recorded, clashes
+
+
+def _settle(
+    push: _Push, outcome: _Pushed | Exception, recorded: dict[int, CatalogIntegration]
+) -> _Pushed | Exception:
+    """One change's outcome once the records are written."""
+    if not isinstance(outcome, _Pushed):
+        return outcome
+    if outcome.unlinked:
+        integration_remove(integration_type=INTEGRATION_TYPE, integration_id=outcome.result.external_id)
+        _tombstone(DeletedBy.REMOTE, outcome.result.external_id, push.item_id)
+        return outcome
+    if not outcome.confirmed_id or push.item_id in recorded:
+        return outcome
+    if not outcome.created:
+        return _Pushed(SyncResult(action="skipped: deleted locally", item_id=push.item_id))
+    # Its `customer.created` webhook is on its way: it must find the customer dead.
+    _tombstone(DeletedBy.LOCAL, outcome.confirmed_id, push.item_id)
+    try:
+        _delete_remote(outcome.confirmed_id, push.event_id)
+    except Exception as exc:  # noqa: BLE001 - retried: the create is found again, then deleted
+        return exc
+    return _Pushed(
+        SyncResult(
+            action="created, then deleted: deleted locally meanwhile",
+            item_id=push.item_id,
+            external_id=outcome.confirmed_id,
+        )
+    )
 
 
 def _tombstone(deleted_by: str, external_id: str, item_id: int) -> None:
@@ -207,9 +227,12 @@ def _final(push: _Push, outcome: _Pushed | Exception) -> SyncResult | Exception:
         # A client error (bad data, bad key): retrying the same request cannot succeed, and a
         # rejected create created nothing.
         integration_record_error(
-            item_id=push.item_id, integration_type=INTEGRATION_TYPE, error=str(outcome), final=True,
+            item_id=push.item_id,
+            integration_type=INTEGRATION_TYPE,
+            error=str(outcome),
+            final=True,
             create_rejected=True,
-        )  # fmt: skip
+        )
         error = PermanentTaskError(str(outcome))
         error.__cause__ = outcome
         return error
@@ -261,8 +284,10 @@ def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: st
             if not _is_missing(exc):
                 raise
             # Deleted in Stripe: like a `customer.deleted` webhook, unlink and keep the local row.
-            return _Pushed(SyncResult(action="unlinked: deleted in Stripe", item_id=customer.pk,
-                                      external_id=mapping.integration_id), unlinked=True)  # fmt: skip
+            unlinked = SyncResult(
+                action="unlinked: deleted in Stripe", item_id=customer.pk, external_id=mapping.integration_id
+            )
+            return _Pushed(unlinked, unlinked=True)
     return _Pushed(
         SyncResult(action="updated" if changed else "unchanged", item_id=customer.pk, external_id=mapping.integration_id),
         confirmed_id=mapping.integration_id,
@@ -292,8 +317,12 @@ def _create_remote(customer: Customer, event_id: str, *, key: str, resumed: bool
         # An earlier attempt created it with older values.
         params = stripe_params(stale)
         client.v1.customers.update(remote.id, params=params, options=_idempotency(event_id, "update", params))
-    return _Pushed(SyncResult(action="created", item_id=customer.pk, external_id=remote.id),
-                   confirmed_id=remote.id, agreed=current, created=True)  # fmt: skip
+    return _Pushed(
+        SyncResult(action="created", item_id=customer.pk, external_id=remote.id),
+        confirmed_id=remote.id,
+        agreed=current,
+        created=True,
+    )
 
 
 def _created_before(client: stripe.StripeClient, customer: Customer) -> stripe.Customer | None:
