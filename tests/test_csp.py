@@ -121,3 +121,12 @@ def test_the_browsable_api_logs_out_with_a_form_not_an_onclick(admin_client):
     response = admin_client.post("/api-auth/logout/?next=/api/customers")
     assert response.status_code == 302
     assert admin_client.get("/api/customers", HTTP_ACCEPT="application/json").status_code in (401, 403)
+
+
+def test_webhook_answers_carry_no_policy_they_are_never_rendered(client, settings):
+    """Stripe's servers read them: the policy is neither built nor sent (synchub/csp.py)."""
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_unit_test"
+    response = client.post("/webhooks/stripe", b"{}", content_type="application/json")
+    assert response.status_code == 400
+    assert "Content-Security-Policy" not in response.headers
+    assert policy(client.get("/login/")) == STRICT  # the pages keep theirs

@@ -4,6 +4,7 @@ what is wrong. Runs on the configured database (SQLite by default; CI: PostgreSQ
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -17,7 +18,7 @@ from catalog import services
 from catalog.models import CatalogIntegration, CatalogItem, Customer
 from catalog.selectors import customers_with_email
 from sync.models import SyncEvent
-from synchub.parsers import LONE_SURROGATE
+from synchub.parsers import LONE_SURROGATE, has_lone_surrogate
 
 from .factories import CustomerFactory
 from .helpers import stripe_signature
@@ -361,3 +362,19 @@ def test_the_console_and_admin_answer_any_id_and_search_without_a_500(admin_clie
     assert statuses.status_code == 200 and statuses.json() == {"statuses": {}}
     assert admin_client.get("/customers/", {"q": "a\x00b"}).status_code == 200
     assert admin_client.get(f"/customers/{CustomerFactory().pk}/edit/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "text, lone",
+    [
+        ('{"a": "\\ud800"}', True),
+        ('{"a": ["x", {"\\uDC00": 1}]}', True),  # upper-case hex, in a key
+        ('{"a": "\\ud83d\\ude00"}', False),  # a pair is one character
+        ('{"a": "\\\\ud800"}', False),  # an escaped backslash, then letters
+        ('{"a": "caf\\u00e9 \\u4e2d"}', False),
+    ],
+)
+def test_the_surrogate_check_on_the_source_text_agrees_with_the_walk(text, lone):
+    data = json.loads(text)
+    assert has_lone_surrogate(data) is lone
+    assert has_lone_surrogate(data, source=text) is lone
