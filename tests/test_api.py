@@ -119,6 +119,36 @@ def test_the_whole_customer_round_trips_through_the_api(api_client):
     assert Customer.objects.get(pk=customer_id).address_city == "Bern"
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Zurich"])
+def test_the_direct_representation_is_drfs_own(db, zone):
+    """CustomerSerializer builds its answer from the columns (catalog/serializers.py); it must be
+    what DRF's field-by-field walk gives, which the schema describes, in any time zone."""
+    from rest_framework import serializers as drf
+    from django.utils import timezone
+
+    from catalog.serializers import CustomerSerializer
+
+    full = CustomerFactory(
+        name="Zoë",
+        email="zoe@example.com",
+        phone="+41 44 668 18 00",
+        description="Key account",
+        address_line1="Bahnhofstrasse 1",
+        address_city="Zürich",
+        address_country="CH",
+        metadata={"plan": "gold", "segment": "enterprise"},
+        preferred_locales=["de-CH", "en"],
+    )
+    bare = CustomerFactory(name="", email=None)
+    with timezone.override(zone):
+        for customer in (Customer.objects.get(pk=full.pk), Customer.objects.get(pk=bare.pk)):
+            serializer = CustomerSerializer()
+            walked = drf.ModelSerializer.to_representation(serializer, customer)
+            direct = serializer.to_representation(customer)
+            assert list(direct) == list(walked)
+            assert direct == dict(walked)
+
+
 def test_a_customer_without_a_name_is_valid(api_client):
     response = api_client.post("/api/customers", {"email": "nameless@example.com"}, format="json")
     assert response.status_code == 201 and response.data["name"] == ""
