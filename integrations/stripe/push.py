@@ -98,7 +98,7 @@ def customers_push(changes: list[dict[str, Any]]) -> list[SyncResult | Exception
     pushes = [_Push(**change) for change in changes]
     upserts = [push for push in pushes if push.action != ACTION_DELETE]
     item_ids = [push.item_id for push in upserts]
-    customers = Customer.objects.in_bulk(item_ids)
+    customers = Customer.objects.non_polymorphic().in_bulk(item_ids)
     mappings = integrations_for_items(item_ids=item_ids, integration_type=INTEGRATION_TYPE)
     for push in upserts:
         push.customer, push.mapping = customers.get(push.item_id), mappings.get(push.item_id)
