@@ -137,3 +137,11 @@ def test_email_lookups_use_the_case_insensitive_unique_index():
     assert not services.customer_email_taken(email="grace@example.com")
     plan = _query_plan(customers_with_email("ADA@example.COM"))
     assert "customer_email_key_unique" in plan, plan
+
+
+@pytest.mark.parametrize("stored", ["CH", "ch", "GBR", "XX", "Switzerland", ""])
+def test_the_address_country_reads_as_django_countries_gives_it(stored):
+    """`Customer.address` reads a canonical code straight from the instance (catalog/models.py);
+    whatever is stored, it must give what the field's Country object says."""
+    customer = Customer(address_country=stored)
+    assert customer.address["country"] == str(customer.address_country or "")
