@@ -97,8 +97,8 @@ class Customer(CatalogItem):
         address = {part: str(getattr(self, f"address_{part}") or "") for part in ADDRESS_PARTS if part != "country"}
         # A code stored as an upper-case alpha-2 (as the services store it) is its own normal
         # form: read from the instance's __dict__, where django-countries' descriptor keeps it.
-        # Reading the attribute builds a Country object, a look-up in its tables, for each of the
-        # customers an API page, a push or an apply handles; anything else still goes that way.
+        # Reading the attribute builds a Country object, a look-up in its tables, for every
+        # customer read (a page of the API is 100); anything else still goes that way.
         stored = self.__dict__.get("address_country")
         canonical = isinstance(stored, str) and (stored == "" or (len(stored) == 2 and stored.isupper()))
         address["country"] = stored if canonical else str(self.address_country or "")
