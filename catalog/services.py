@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Field, Model
+from django.db.models.options import Options
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from .models import ADDRESS_PARTS, CatalogIntegration, CatalogItem, Customer, SyncStatus
@@ -75,6 +78,44 @@ def customer_create(**fields: object) -> Customer:
 def customer_update(*, customer: Customer, **fields: object) -> Customer:
     """Apply `fields` (as for `customer_create`) and save; a save with no actual change writes
     nothing."""
+    changed = _customer_assign(customer, fields)
+    if changed:
+        # An unchanged email cannot newly collide: skip its look-up (one query per save).
+        _save_customer(customer, email_changed="email" in changed)
+    return customer
+
+
+def customers_update(*, changes: list[tuple[Customer, dict[str, object]]]) -> list[Customer]:
+    """`customer_update` for many customers at once, none of them changing its email; returns
+    the customers that changed.
+
+    Written as one UPDATE per table and set of changed columns, each sent for every customer
+    together (executemany), and announced with `post_save` as a save does, so change capture
+    hears every customer. An inward storm of renames cost ~2.6 ms of CPU per customer through
+    `save()` (nine statements: three savepoints and one UPDATE per table); this is a fraction.
+    A change of email needs its uniqueness look-up: raises ValueError, use `customer_update`.
+    Call it inside a transaction: a failing row fails them all.
+    """
+    now = timezone.now()
+    by_columns: dict[frozenset[str], list[Customer]] = {}
+    for customer, fields in changes:
+        changed = _customer_assign(customer, fields)
+        if "email" in changed:
+            raise ValueError(f"customers_update cannot change the email of customer {customer.pk}")
+        if changed:
+            customer.updated_at = now
+            by_columns.setdefault(frozenset(changed), []).append(customer)
+    for columns, customers in by_columns.items():
+        _update_each(customers, sorted(columns | {"updated_at"}))
+    saved = [customer for customers in by_columns.values() for customer in customers]
+    using = router.db_for_write(Customer)
+    for customer in saved:
+        post_save.send(sender=Customer, instance=customer, created=False, update_fields=None, raw=False, using=using)
+    return saved
+
+
+def _customer_assign(customer: Customer, fields: dict[str, object]) -> set[str]:
+    """Set `fields` (as for `customer_create`) on `customer`; the names of those that changed."""
     changed = set()
     for field, value in _customer_columns(fields).items():
         if field == "email":
@@ -82,10 +123,7 @@ def customer_update(*, customer: Customer, **fields: object) -> Customer:
         if getattr(customer, field) != value:
             setattr(customer, field, value)
             changed.add(field)
-    if changed:
-        # An unchanged email cannot newly collide: skip its look-up (one query per save).
-        _save_customer(customer, email_changed="email" in changed)
-    return customer
+    return changed
 
 
 def customer_delete(*, customer: Customer) -> None:
@@ -177,26 +215,32 @@ def integrations_record_synced(
     return mappings
 
 
-def _update_each(mappings: list[CatalogIntegration], fields: list[str]) -> None:
-    """Save `fields` of each mapping: one plain UPDATE per row, sent together (executemany).
+def _update_each(objects: list[Model], fields: list[str]) -> None:
+    """Save `fields` of each of `objects` (of one model): one plain UPDATE per row and table,
+    sent together (executemany). A field of a parent table (multi-table inheritance) is
+    written to that table.
 
     `bulk_update` would say it in one statement, but it builds a CASE expression per row and
     field, which cost the Stripe worker ~2.5 ms of CPU per change, more than all else it does.
     """
-    if not mappings:
+    if not objects:
         return
-    connection = connections[CatalogIntegration.objects.db]
+    model = type(objects[0])
+    connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
-    meta = CatalogIntegration._meta
-    columns = [meta.get_field(name) for name in fields]
-    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
-    rows = [
-        [column.get_db_prep_save(getattr(mapping, column.attname), connection) for column in columns] + [mapping.pk]
-        for mapping in mappings
-    ]
+    by_table: dict[Options, list[Field]] = {}
+    for name in fields:
+        field = model._meta.get_field(name)
+        by_table.setdefault(field.model._meta, []).append(field)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for meta, columns in by_table.items():
+            assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+            sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+            rows = [
+                [column.get_db_prep_save(getattr(obj, column.attname), connection) for column in columns] + [obj.pk]
+                for obj in objects
+            ]
+            cursor.executemany(sql, rows)
 
 
 _RECORD_SYNCED_FIELDS = [
@@ -212,10 +256,17 @@ _RECORD_SYNCED_FIELDS = [
 
 def integration_record_agreed(*, mapping: CatalogIntegration, agreed_fields: dict) -> None:
     """Merge values both sides hold into the mapping's merge base, leaving its status alone."""
-    if agreed_fields:
-        CatalogIntegration.objects.filter(pk=mapping.pk).update(
-            synced_fields={**mapping.synced_fields, **agreed_fields}
-        )
+    integrations_record_agreed(agreements=[(mapping, agreed_fields)])
+
+
+def integrations_record_agreed(*, agreements: list[tuple[CatalogIntegration, dict]]) -> None:
+    """`integration_record_agreed` for many mappings, in one executemany."""
+    changed = []
+    for mapping, agreed_fields in agreements:
+        if agreed_fields:
+            mapping.synced_fields = {**mapping.synced_fields, **agreed_fields}
+            changed.append(mapping)
+    _update_each(changed, ["synced_fields"])
 
 
 def integrations_begin_create(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
 import stripe
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from catalog.models import CatalogIntegration, Customer, SyncStatus
 from catalog.selectors import customers_with_email
@@ -16,16 +17,18 @@ from catalog.services import (
     customer_create,
     customer_email_taken,
     customer_update,
+    customers_update,
     integration_for_item,
     integration_link,
     integration_record_agreed,
     integration_record_synced,
     integration_remove,
+    integrations_record_agreed,
     integrations_by_external_id,
 )
 from sync.audit import SyncResult
 from sync.inbox import Inbox, IncomingEvent
-from sync.merge import merge_three_way
+from sync.merge import MergeOutcome, merge_three_way
 from sync.models import SyncConflict
 from sync.outward import applying_remote_change, request_resync
 from sync.tasks import PermanentTaskError
@@ -62,12 +65,15 @@ def stripe_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Excep
     deleted on either side is ignored, so nothing deleted comes back. Changes made here are not
     sent back to Stripe (`applying_remote_change`).
 
-    One transaction for the batch, a savepoint per event: a failing event leaves nothing behind
-    (not even its inbox row, so its retry applies it) and the others commit together. The inbox,
-    tombstones, mappings and customers are read in a few statements for the whole batch.
+    One transaction for the batch. The inbox, tombstones, mappings and customers are read in a
+    few statements for the whole batch. The common event, a linked customer's change that merges
+    without conflict and keeps its email, is written with the others like it in a few
+    statements (`_apply_merged`); every other event in a savepoint of its own, so a failing
+    event leaves nothing behind (not even its inbox row, so its retry applies it) and the
+    others commit together.
     """
     incoming = [_incoming(event) for event in events]
-    outcomes: list[SyncResult | Exception] = []
+    outcomes: list[SyncResult | Exception | None] = [None] * len(events)
     resyncs: list[Customer] = []
     with transaction.atomic():
         inbox = Inbox(source=INTEGRATION_TYPE, events=incoming)
@@ -75,25 +81,121 @@ def stripe_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Excep
             integration_type=INTEGRATION_TYPE, integration_ids=[event.object_id for event in incoming]
         )
         customers = Customer.objects.non_polymorphic().in_bulk([m.catalog_item_id for m in mappings.values()])
-        for event, raw in zip(incoming, events):
+        merged: list[_Merged] = []
+        one_by_one: list[int] = []
+        for index, (event, raw) in enumerate(zip(incoming, events)):
+            skipped = _skipped(event, inbox)
+            if skipped is not None:
+                outcomes[index] = skipped
+                continue
+            plain = _plain_merge(index, event, raw["customer"], inbox, mappings.get(event.object_id), customers)
+            if plain is not None:
+                merged.append(plain)
+            else:
+                one_by_one.append(index)
+        if not _apply_merged(merged, inbox, outcomes):
+            # A row the database refused fails the statement of them all: find it, one by one.
+            one_by_one = sorted(one_by_one + [plain.index for plain in merged])
+            mappings, customers = _reread(mappings, customers)
+        for index in one_by_one:
+            event, raw = incoming[index], events[index]
             try:
                 with transaction.atomic():
                     outcome, resync = _apply_one(
                         event, raw["customer"], inbox, mappings.get(event.object_id), customers
                     )
             except Exception as exc:  # noqa: BLE001 - reported per event; the others go on
-                outcomes.append(exc)
+                outcomes[index] = exc
                 continue
-            if outcome.action != "duplicate":
-                inbox.mark_handled(event)
+            inbox.mark_handled(event)
             if resync is not None:
                 resyncs.append(resync)
-            outcomes.append(outcome)
+            outcomes[index] = outcome
         inbox.record()
     for local in resyncs:
         # The local side won a conflict but has no push under way: send it.
         request_resync(item=local)
-    return outcomes
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """An event whose change merged into its linked customer without conflict."""
+
+    index: int
+    event: IncomingEvent
+    local: Customer
+    mapping: CatalogIntegration
+    outcome: MergeOutcome
+
+
+def _skipped(event: IncomingEvent, inbox: Inbox) -> SyncResult | None:
+    """The result of an event not to apply (a repeat, stale, about something deleted), marked
+    handled unless a repeat; None for an event to apply. Writes nothing."""
+    reason = inbox.skip_reason(event)
+    if reason is None:
+        return None
+    logger.info("stripe event %s (%s) about %s: %s", event.event_id, event.event_type, event.object_id, reason)
+    if reason != "duplicate":
+        inbox.mark_handled(event)
+    tombstone = inbox.tombstone_of(event)
+    return SyncResult(
+        action=reason,
+        item_id=tombstone.item_id if tombstone else None,
+        external_id=event.object_id,
+        external_event_id=event.event_id,
+    )
+
+
+def _plain_merge(
+    index: int,
+    event: IncomingEvent,
+    customer: dict[str, Any],
+    inbox: Inbox,
+    mapping: CatalogIntegration | None,
+    customers: dict[int, Customer],
+) -> _Merged | None:
+    """The event's merge when it is the plain case (a linked customer, unambiguous,
+    no conflict, the email kept); None for any other event, which goes one by one."""
+    if event.deletes or customer.get("deleted") or mapping is None or mapping.catalog_item_id not in customers:
+        return None
+    if inbox.is_ambiguous(event, last_pushed_at=mapping.last_synced_at):
+        return None
+    local = customers[mapping.catalog_item_id]
+    outcome = _merge(local, mapping, inward_values(customer))
+    if outcome.conflicts or "email" in outcome.apply_local:
+        return None
+    return _Merged(index=index, event=event, local=local, mapping=mapping, outcome=outcome)
+
+
+def _apply_merged(merged: list[_Merged], inbox: Inbox, outcomes: list[SyncResult | Exception | None]) -> bool:
+    """Write the plain merges together; False (nothing written) when the database refused."""
+    if not merged:
+        return True
+    try:
+        with transaction.atomic(), applying_remote_change(INTEGRATION_TYPE):
+            customers_update(changes=[(plain.local, plain.outcome.apply_local) for plain in merged])
+            integrations_record_agreed(agreements=[(plain.mapping, plain.outcome.agreed) for plain in merged])
+    except (DatabaseError, ValueError):
+        logger.warning("batch of %d Stripe events refused; applying them one by one", len(merged), exc_info=True)
+        return False
+    for plain in merged:
+        inbox.mark_handled(plain.event)
+        outcomes[plain.index] = SyncResult(
+            action="applied",
+            item_id=plain.local.pk,
+            external_id=plain.event.object_id,
+            external_event_id=plain.event.event_id,
+        )
+    return True
+
+
+def _reread(
+    mappings: dict[str, CatalogIntegration], customers: dict[int, Customer]
+) -> tuple[dict[str, CatalogIntegration], dict[int, Customer]]:
+    """The mappings and customers as stored (a refused batch left the objects changed)."""
+    fresh = integrations_by_external_id(integration_type=INTEGRATION_TYPE, integration_ids=list(mappings))
+    return fresh, Customer.objects.non_polymorphic().in_bulk(list(customers))
 
 
 def _incoming(event: dict[str, Any]) -> IncomingEvent:
@@ -120,11 +222,6 @@ def _apply_one(
     def result(action: str, item_id: int | None = None) -> SyncResult:
         return SyncResult(action=action, item_id=item_id, external_id=event.object_id, external_event_id=event.event_id)
 
-    skipped = inbox.skip_reason(event)
-    if skipped is not None:
-        logger.info("stripe event %s (%s) about %s: %s", event.event_id, event.event_type, event.object_id, skipped)
-        tombstone = inbox.tombstone_of(event)
-        return result(skipped, tombstone.item_id if tombstone else None), None
     with applying_remote_change(INTEGRATION_TYPE):
         state = None if customer.get("deleted") else customer
         if not event.deletes and inbox.is_ambiguous(event, last_pushed_at=mapping.last_synced_at if mapping else None):
@@ -203,14 +300,7 @@ def _merge_remote(
     conflicts keep the local value and are recorded. Returns the customer and whether the local
     side needs a push (it won a conflict and none is under way)."""
     pending = mapping.status == SyncStatus.PENDING
-    merged = merge_three_way(
-        base=mapping.synced_fields,
-        local=customer_values(local),
-        remote=incoming,
-        local_pending=pending,
-        per_key=PER_KEY_FIELDS,
-        remote_wins=inward_only_fields(),
-    )
+    merged = _merge(local, mapping, incoming)
     if merged.apply_local:
         _update_local(local, merged.apply_local, mapping.integration_id or "")
     integration_record_agreed(mapping=mapping, agreed_fields=merged.agreed)
@@ -231,6 +321,17 @@ def _merge_remote(
     fields = ", ".join(conflict.field for conflict in merged.conflicts)
     logger.warning("conflict on %s %s: kept local %s", INTEGRATION_TYPE, mapping.integration_id, fields)
     return local, not pending
+
+
+def _merge(local: Customer, mapping: CatalogIntegration, incoming: dict[str, Any]) -> MergeOutcome:
+    return merge_three_way(
+        base=mapping.synced_fields,
+        local=customer_values(local),
+        remote=incoming,
+        local_pending=mapping.status == SyncStatus.PENDING,
+        per_key=PER_KEY_FIELDS,
+        remote_wins=inward_only_fields(),
+    )
 
 
 def _update_local(local: Customer, fields: dict[str, Any], remote_id: str) -> None:
