@@ -16,6 +16,7 @@ Stripe API (form-encoded like Stripe's; answers and errors in Stripe's JSON shap
 | `DELETE /v1/customers/{id}` | delete (404 when unknown or already deleted) |
 | `GET /v1/customers` | list, newest first: `email` (exact), `limit` (1-100, default 10), `starting_after`, `ending_before` |
 | `GET /v1/events` | the customer events, newest first: `type`, `limit`, `starting_after` |
+| `GET /v1/account` | the account the key belongs to (test mode), as clients that resolve their account ask (dj-stripe) |
 
 - `Idempotency-Key` on a POST replays the first answer (header `Idempotent-Replayed: true`); the
   same key with other parameters is a 400 `idempotency_error`, as in Stripe.
@@ -32,6 +33,7 @@ Not Stripe, for tests and benchmarks:
 | `DELETE /_config/data` | forget every customer, event, idempotency key and counter |
 | `POST /_config/rate_limit` | `per_second=N` (0 = unlimited) |
 | `POST /_standin/customers` | JSON list of customers (`{"name", "email", "metadata"}`) created at once; answers their ids |
+| `PUT /_standin/customers` | JSON list of customers with their `id`s, stored as sent (the rest of Stripe's customer fields filled in), no events: Stripe's state behind webhooks a benchmark sends itself |
 | `GET /_standin/stats` | request counts by operation, 429s answered, customers held |
 | `GET /_standin/changes?after=SEQ` | the log of changes (`seq`, server `time` as time.time(), `operation`, customer `id`, `email`), oldest first |
 """
@@ -51,6 +53,40 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, web
 
 CUSTOMER_FIELDS_CLEARABLE = ("name", "email", "description", "phone")
+ACCOUNT_ID = "acct_standin"
+
+
+def complete_customer(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` over every field of Stripe's customer object (the expandable lists left out, as
+    Stripe does unless asked): clients that store the whole object (dj-stripe) read most of them."""
+    return {
+        "object": "customer", "address": None, "balance": 0, "created": int(time.time()), "currency": None,
+        "default_source": None, "delinquent": False, "description": None, "discount": None, "email": None,
+        "invoice_prefix": secrets.token_hex(4).upper(),
+        "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None, "rendering_options": None},
+        "livemode": False, "metadata": {}, "name": None, "next_invoice_sequence": 1, "phone": None,
+        "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None,
+        **fields,
+    }  # fmt: skip
+
+
+def account_object() -> dict[str, Any]:
+    """A standard test-mode account in Stripe's shape; no branding files, so nothing more to fetch."""
+    requirements = {"currently_due": [], "eventually_due": [], "past_due": [], "disabled_reason": None}
+    return {
+        "id": ACCOUNT_ID, "object": "account", "business_type": None, "type": "standard", "controller": {"type": "account"},
+        "business_profile": {"mcc": None, "name": "Stand-in", "support_email": None, "url": None},
+        "capabilities": {"card_payments": "active", "transfers": "active"}, "charges_enabled": True,
+        "payouts_enabled": True, "details_submitted": True, "country": "US", "default_currency": "usd",
+        "created": 1_700_000_000, "email": "standin@example.com", "metadata": {},
+        "external_accounts": {"object": "list", "data": [], "has_more": False, "url": "/v1/account/external_accounts"},
+        "requirements": requirements, "future_requirements": requirements,
+        "settings": {
+            "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
+            "dashboard": {"display_name": "Stand-in", "timezone": "Etc/UTC"},
+        },
+        "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
+    }  # fmt: skip
 
 
 def _error(status: int, message: str, *, type_: str = "invalid_request_error", code: str = "", param: str = ""):
@@ -353,6 +389,28 @@ class StripeStandIn:
             ids.append(customer["id"])
         return web.json_response({"ids": ids})
 
+    async def put_customers(self, request: web.Request):
+        """Store customers under their own ids as sent: a benchmark that sends signed events
+        itself first puts Stripe's side in the state those events describe, since a client that
+        re-retrieves the object (dj-stripe) applies what the API answers, not the event."""
+        for fields in await request.json():
+            customer = complete_customer(fields)
+            old = self.customers.get(customer["id"])
+            if old is None:
+                self.position[customer["id"]] = len(self.order)
+                self.order.append(customer["id"])
+            elif old.get("email") and customer["id"] not in self.deleted:  # deleting dropped it already
+                self.by_email[old["email"]].remove(customer["id"])
+            self.deleted.discard(customer["id"])
+            self.customers[customer["id"]] = customer
+            if customer["email"]:
+                self.by_email.setdefault(customer["email"], []).append(customer["id"])
+        return web.json_response({"customers": len(self.customers) - len(self.deleted)})
+
+    async def retrieve_account(self, request: web.Request):
+        self.stats["account"] += 1
+        return web.json_response(account_object())
+
     async def stats_view(self, request: web.Request):
         return web.json_response(
             {**self.stats, "customers": len(self.customers) - len(self.deleted), "rate_limit": self.limiter.rate}
@@ -382,9 +440,11 @@ class StripeStandIn:
                 web.post("/v1/customers/{id}", self.update),
                 web.delete("/v1/customers/{id}", self.delete),
                 web.get("/v1/events", self.list_events),
+                web.get("/v1/account", self.retrieve_account),
                 web.delete("/_config/data", self.wipe),
                 web.post("/_config/rate_limit", self.set_rate_limit),
                 web.post("/_standin/customers", self.bulk_create),
+                web.put("/_standin/customers", self.put_customers),
                 web.get("/_standin/stats", self.stats_view),
                 web.get("/_standin/changes", self.changes_view),
             ]
