@@ -7,7 +7,7 @@ function setup(thread)
   counter = counter + 1
 end
 
-local requests = {}
+requests = {}  -- global: bench/webhook_once.lua counts them
 local index = 0
 
 function init(args)

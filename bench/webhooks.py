@@ -19,8 +19,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 PREFIX = "wh"
 
 
-def wrk(url: str, *, bodies_file: Path, threads: int, connections: int, seconds: int) -> dict:
-    command = [
+def wrk_command(url: str, *, bodies_file: Path, threads: int, connections: int, seconds: int, once: bool = False) -> list[str]:
+    """wrk sending the signed bodies of `bodies_file` in turn for `seconds` (`once`: each body
+    once; wrk then waits for the end of `seconds` or a SIGINT)."""
+    script = "webhook_once.lua" if once else "webhook_load.lua"
+    return [
         "wrk",
         "-t",
         str(threads),
@@ -31,18 +34,26 @@ def wrk(url: str, *, bodies_file: Path, threads: int, connections: int, seconds:
         "--timeout",
         "10s",
         "-s",
-        str(BENCH_DIR / "webhook_load.lua"),
+        str(BENCH_DIR / script),
         url,
         "--",
         str(bodies_file),
         str(threads),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
-    line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
+
+
+def wrk_stats(output: str) -> dict:
+    """The figures wrk's script printed (`WRK_JSON` line), with the rate and error total."""
+    line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
     stats = json.loads(line.removeprefix("WRK_JSON "))
     stats["rate"] = stats["requests"] / (stats["duration_us"] / 1e6)
     stats["errors"] = sum(stats[k] for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts"))
     return stats
+
+
+def wrk(url: str, *, bodies_file: Path, threads: int, connections: int, seconds: int) -> dict:
+    command = wrk_command(url, bodies_file=bodies_file, threads=threads, connections=connections, seconds=seconds)
+    return wrk_stats(subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout)
 
 
 def write_bodies(path: Path, bodies) -> None:
