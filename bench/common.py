@@ -20,6 +20,8 @@ class Row:
 class Result:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Raw figures for the charts (bench/run.py draws them), by chart.
+    data: dict[str, object] = field(default_factory=dict)
 
     def row(self, scenario: str, figure: str, target: str = "", met: bool | None = None) -> None:
         self.rows.append(Row(scenario, figure, target, met))
@@ -31,6 +33,7 @@ class Result:
     def extend(self, other: Result) -> None:
         self.rows.extend(other.rows)
         self.notes.extend(other.notes)
+        self.data.update(other.data)
 
 
 def cpu_busy(seconds: float) -> float:

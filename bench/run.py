@@ -3,9 +3,10 @@
     python -m bench.run [--only 1,2,...] [--quick] [--output docs/benchmarks.md]
 
 Starts its own services on 127.0.0.1 and free ports (Tansu, the Stripe stand-in, gunicorn, the
-relay and the workers, Celery for scenario 4) and a PostgreSQL database of its own on the server
-of DATABASE_URL (default postgres://postgres@127.0.0.1:5432), and stops and drops them all at
-the end, also on failure or Ctrl-C.
+relay and the workers, Celery for scenario 4, dj-stripe in its own venv for scenario 7) and a
+PostgreSQL database of its own on the server of DATABASE_URL (default
+postgres://postgres@127.0.0.1:5432), and stops and drops them all at the end, also on failure or
+Ctrl-C. Charts go next to the report, in docs/benchmarks/.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from .common import Result, say, settle
 from .hub import BASE_DIR, BenchDatabase, Hub
 
-SCENARIOS = ("1", "2", "3", "4", "5", "6")
+SCENARIOS = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
 def setup_django(db: BenchDatabase, hub: Hub) -> None:
@@ -86,7 +87,63 @@ def load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
-def write_report(path: Path, result: Result, *, machine_text: str, date: str, elapsed: float, quick: bool) -> None:
+def compare_intake(result: Result) -> None:
+    """Our intake (scenario 1) against dj-stripe's on the same wrk load (scenario 7), one run."""
+    intake, e2e = result.data.get("intake"), result.data.get("e2e")
+    if intake and e2e:
+        result.row("1. Intake vs dj-stripe 2.11 (scenario 7)", f"{intake / e2e['djstripe']:.0f}x (dj-stripe "
+                   f"{e2e['djstripe']:,.0f}/s)")
+
+
+def draw_charts(result: Result, directory: Path) -> list[tuple[str, Path]]:
+    """The run's charts (SVG, bench/charts.py), as (caption, path)."""
+    from .charts import bar_chart, line_chart
+
+    charts = []
+    e2e, tasks = result.data.get("e2e"), result.data.get("tasks")
+    if e2e:
+        bars = [("hub: accepted (scenario 1)", result.data["intake"], True)] if result.data.get("intake") else []
+        bars += [("hub: applied end to end, 1 worker", e2e["ours"], True),
+                 ("dj-stripe 2.11: accepted = applied", e2e["djstripe"], False)]
+        charts.append(("Signed webhooks per second, ours vs dj-stripe", bar_chart(
+            directory / "throughput-webhooks.svg", title="Signed customer.updated webhooks per second",
+            unit="events/s (log scale)", bars=bars, log=True)))
+    if tasks:
+        bars = [(name, rate, not name.startswith("Celery")) for name, rate in tasks.items()]
+        charts.append(("Task layer vs Celery", bar_chart(
+            directory / "throughput-tasks.svg", title="No-op tasks enqueued and run per second", unit="tasks/s",
+            bars=bars)))
+    sustained = result.data.get("sustained")
+    if sustained:
+        rows = sustained["per_second"]
+        charts.append(("Latency over the sustained run", line_chart(
+            directory / "latency-sustained.svg",
+            title=f"Webhook -> row latency at {sustained['rate']}/s, per second of the run",
+            x_label="second of the run", y_label="ms",
+            series={"p50": [(s, p50) for s, p50, _, _ in rows], "p99": [(s, p99) for s, _, p99, _ in rows],
+                    "max": [(s, top) for s, _, _, top in rows]},
+            target=100, target_label="p99 target")))
+    scaling = result.data.get("scaling")
+    if scaling:
+        charts.append(("Apply rate by customers in the database", line_chart(
+            directory / "scaling-customers.svg", title="Inward apply rate, 1 worker, by customers in the database",
+            x_label="customers", y_label="events/s", series={"applied": scaling["customers"]}, log_x=True)))
+        charts.append(("Apply rate by inward workers", line_chart(
+            directory / "scaling-workers.svg", title="Inward apply rate by workers (3 partitions)",
+            x_label="inward workers", y_label="events/s", series={"applied": scaling["workers"]})))
+    return charts
+
+
+def write_report(
+    path: Path,
+    result: Result,
+    *,
+    machine_text: str,
+    date: str,
+    elapsed: float,
+    quick: bool,
+    charts: list[tuple[str, Path]] = (),
+) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -104,6 +161,10 @@ def write_report(path: Path, result: Result, *, machine_text: str, date: str, el
         met = "" if row.met is None else ("yes" if row.met else "**no**")
         lines.append(f"| {row.scenario} | {row.figure} | {row.target} | {met} | {machine_text} | {date} |")
     lines += ["", f"Whole run: {elapsed / 60:.1f} min. Medians of the runs listed; the machine is shared and noisy.", ""]
+    if charts:
+        lines += ["## Charts", ""]
+        for caption, chart in charts:
+            lines += [f"![{caption}]({chart.relative_to(path.parent).as_posix()})", ""]
     lines += ["## How each figure was measured", ""]
     lines += [f"- {note}" for note in result.notes]
     analysis = Path(__file__).with_name("analysis.md")
@@ -148,9 +209,27 @@ def main(argv: list[str] | None = None) -> int:
         first = Hub(db=db, workdir=workdir, name="setup")
         first.manage("migrate", "--noinput")
         setup_django(db, first)
-        from . import api, drain, tasks_vs_celery, webhooks
+        from . import api, drain, inward_run, relay_backlog, tasks_vs_celery, webhooks
         from .data import insert_customers
 
+        # First, on the empty database: its scaling runs count the customers they insert.
+        if "7" in only:
+            with guarded(result, "7", failures), Hub(db=db, workdir=workdir, name="inward") as hub:
+                hub.start_services()
+                hub.start("web")
+                hub.start("inward_worker")
+                use_hub(hub)
+                say("scenario 7: inward end to end, beside dj-stripe; how its cost grows")
+                loads.append(("7", load()))
+                result.extend(inward_run.run(hub, quick=quick, runs=runs))
+        if "8" in only:
+            with guarded(result, "8", failures), Hub(db=db, workdir=workdir, name="backlog") as hub:
+                hub.start_services()
+                use_hub(hub)
+                say("scenario 8: outbox relay, a backlog of 100,000 rows")
+                loads.append(("8", load()))
+                backlog, _ = relay_backlog.run(hub, rows=20_000 if quick else 100_000)
+                result.extend(backlog)
         if only & {"1", "5"}:
             with guarded(result, "1/5", failures), Hub(db=db, workdir=workdir, name="web") as hub:
                 hub.start_services()
@@ -223,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"scenario {s}: {value}" for s, value in loads)
         + f". Logs of the run: {workdir}."
     )
-    write_report(Path(args.output), result, machine_text=machine(), date=date, elapsed=elapsed, quick=quick)
+    compare_intake(result)
+    charts = draw_charts(result, Path(args.output).parent / "benchmarks")
+    write_report(
+        Path(args.output), result, machine_text=machine(), date=date, elapsed=elapsed, quick=quick, charts=charts
+    )
     say(f"done in {elapsed / 60:.1f} min; wrote {args.output}")
     # Missed targets are results, not errors; a scenario that crashed is an error.
     return 1 if failures else 0

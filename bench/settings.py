@@ -1,8 +1,7 @@
-"""Settings of the hub under benchmark: the hub's own, plus bench-only URLs (the synchronous
-webhook peer) and a middleware that counts SQL queries when asked. Used only by `make bench`."""
+"""Settings of the hub under benchmark: the hub's own, plus a middleware that counts SQL queries
+when asked. Used only by `make bench`."""
 
 from synchub.settings import *  # noqa: F403
 
-ROOT_URLCONF = "bench.urls"
 # First, so that it counts every query of the request (sessions, auth, the view).
 MIDDLEWARE = ["bench.middleware.QueryCountMiddleware", *MIDDLEWARE]  # noqa: F405

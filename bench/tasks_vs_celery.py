@@ -130,14 +130,21 @@ def run(hub: Hub, *, runs: int, count: int) -> Result:
         "4. (diagnostic) `.delay()` + relay, worker without its audit-trail row",
         f"{no_audit[0][0]:,.0f} tasks/s (1 run)",
     )
-    best = max(send_rate, delay_rate, delay_each_rate)
+    # One path, every run: `.delay()` committed on its own, as from separate requests (the way
+    # the hub's own changes travel), against the Celery run beside it.
+    per_run = [ours / peer for (ours, _), (peer, _) in zip(ours_delay_each, celery)]
     result.row(
-        "4. Ours vs Celery",
-        f"`.send()` {send_rate / celery_rate:.1f}x, `.delay()`+relay {delay_rate / celery_rate:.1f}x in one "
-        f"transaction, {delay_each_rate / celery_rate:.1f}x each committed",
-        ">= 2x",
-        best >= 2 * celery_rate,
+        "4. Ours vs Celery, `.delay()` each committed + relay, run by run",
+        f"{', '.join(f'{ratio:.1f}x' for ratio in per_run)} (medians: `.send()` {send_rate / celery_rate:.1f}x, "
+        f"`.delay()` in one transaction {delay_rate / celery_rate:.1f}x)",
+        ">= 3x in every run",
+        min(per_run) >= 3,
     )
+    result.data["tasks"] = {
+        "ours .send()": send_rate,
+        "ours .delay() + relay": delay_each_rate,
+        "Celery 5.5 .delay()": celery_rate,
+    }
     result.note(
         f"Tasks: {count:,} no-op tasks per measurement, enqueued one by one from one thread while the worker "
         "runs; timed from the first enqueue until the last task ran (each task INCRs a Redis counter, the same "
