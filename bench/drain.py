@@ -395,31 +395,14 @@ def latency(hub: Hub, *, samples: int) -> Result:
 def inward_memory(hub: Hub, *, events: int) -> Result:
     """Publish `events` inward task messages (what the webhook endpoint publishes, each renaming a
     different linked customer) and let the inward worker apply them, sampling its RSS."""
-    from integrations.stripe.tasks import INWARD_TOPIC, apply_stripe_event
-    from sync import kafka
+    from .inward import EventClock, publish_direct
 
     result = Result()
     insert_customers(count=events, linked=events, prefix=MEMORY_PREFIX)
     settle()
     inbox_before = scalar(hub, "SELECT COUNT(*) FROM sync_inboxevent")
-    now = int(time.time())
     published = time.time()
-    batch = []
-    for n in range(1, events + 1):
-        customer = stripe_customer(n=n, prefix=MEMORY_PREFIX, name=f"Inward {n}")
-        message = apply_stripe_event.message(
-            event_id=f"evt_mem_{n}_{now}",
-            event_type="customer.updated",
-            stripe_customer_id=customer["id"],
-            customer=customer,
-            created=now,
-        )
-        batch.append((INWARD_TOPIC, apply_stripe_event.message_key(message), message.encode()))
-        if len(batch) == 1000:
-            kafka.publish(batch)
-            batch = []
-    if batch:
-        kafka.publish(batch)
+    publish_direct(list(range(1, events + 1)), rounds=1, tag="mem", clock=EventClock(), prefix=MEMORY_PREFIX)
     say(f"inward: {events:,} events on Kafka in {time.time() - published:.1f} s")
 
     def progress() -> int:

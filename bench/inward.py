@@ -59,8 +59,8 @@ def renamed(hub: Hub, numbers: list[int], name_suffix: str) -> int:
     )
 
 
-def _event(n: int, *, tag: str, round_: int, created: int) -> dict:
-    customer = stripe_customer(n=n, prefix=PREFIX, name=f"{PREFIX} {n} {tag} r{round_}")
+def _event(n: int, *, tag: str, round_: int, created: int, prefix: str = PREFIX) -> dict:
+    customer = stripe_customer(n=n, prefix=prefix, name=f"{prefix} {n} {tag} r{round_}")
     return customer_event(event_id=f"evt_{tag}_{round_}_{n}", customer=customer, created=created)
 
 
@@ -118,8 +118,9 @@ def _comm(path: Path) -> str:
         return ""
 
 
-def publish_direct(numbers: list[int], *, rounds: int, tag: str, clock: EventClock) -> int:
-    """Inward task messages straight onto Kafka, as the webhook view publishes them."""
+def publish_direct(numbers: list[int], *, rounds: int, tag: str, clock: EventClock, prefix: str = PREFIX) -> int:
+    """Inward task messages straight onto Kafka, as the webhook view publishes them, renaming
+    customers `cus_{prefix}{n}`."""
     from integrations.stripe.tasks import INWARD_TOPIC, apply_stripe_event
     from sync import kafka
 
@@ -127,7 +128,7 @@ def publish_direct(numbers: list[int], *, rounds: int, tag: str, clock: EventClo
     batch = []
     for round_ in range(rounds):
         for n in numbers:
-            event = _event(n, tag=tag, round_=round_, created=first + round_)
+            event = _event(n, tag=tag, round_=round_, created=first + round_, prefix=prefix)
             customer = event["data"]["object"]
             message = apply_stripe_event.message(
                 event_id=event["id"],
