@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Max, Q
+from django.db.models import Case, Count, Max, Q, When
 
 from .models import InboxEvent, Tombstone
 from .tombstones import tombstone_ignored, tombstones_alive
@@ -45,16 +45,24 @@ class Inbox:
         event_ids = [event.event_id for event in events]
         object_ids = {event.object_id for event in events}
         local_ids = {event.local_id for event in events if event.local_id is not None}
-        self._seen = set(
-            InboxEvent.objects.filter(source=source, event_id__in=event_ids).values_list("event_id", flat=True)
-        )
-        self._earlier = {
-            row["object_id"]: _Earlier(row["latest"], bool(row["deletions"]))
-            for row in InboxEvent.objects.filter(source=source, object_id__in=object_ids)
-            .exclude(event_id__in=event_ids)
-            .values("object_id")
+        # One statement for the repeats and each object's earlier events (they were two round
+        # trips, each of which waits for PostgreSQL's turn on a busy machine): rows are grouped by
+        # object and by whether they are one of this batch's events (its id, else NULL).
+        rows = (
+            InboxEvent.objects.filter(source=source)
+            .filter(Q(event_id__in=event_ids) | Q(object_id__in=object_ids))
+            .annotate(seen_id=Case(When(event_id__in=event_ids, then="event_id"), default=None))
+            .values("object_id", "seen_id")
             .annotate(latest=Max("occurred_at"), deletions=Count("pk", filter=Q(event_type__endswith=".deleted")))
-        }
+            .values_list("object_id", "seen_id", "latest", "deletions")
+        )
+        self._seen: set[str] = set()
+        self._earlier: dict[str, _Earlier] = {}
+        for object_id, seen_id, latest, deletions in rows:
+            if seen_id is not None:
+                self._seen.add(seen_id)
+            else:
+                self._earlier[object_id] = _Earlier(latest, bool(deletions))
         tombstones = tombstones_alive(integration_type=source).filter(
             Q(external_id__in=object_ids) | Q(item_id__in=local_ids)
         )

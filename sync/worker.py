@@ -26,6 +26,13 @@ from .tasks import PermanentTaskError, Task, TaskMessage, dead_letter_topic, ret
 logger = logging.getLogger(__name__)
 
 
+# How often the worker checks its database connections (CONN_MAX_AGE, and with
+# CONN_HEALTH_CHECKS a "SELECT 1" before the next query). Once per poll, that round trip was one
+# of ~13 per batch at 500 events/s; a connection lost in between fails at most this long's
+# batches, whose messages are retried on a fresh connection.
+CONNECTION_CHECK_SECONDS = 1.0
+
+
 class TooManyConsecutiveErrors(RuntimeError):
     """The worker gives up so that its supervisor restarts it with fresh connections."""
 
@@ -70,6 +77,7 @@ class Worker:
         self.retry_topics = {retry_topic(topic): topic for topic in self.topics}
         self._stop = threading.Event()
         self._paused_until: dict[TopicPartition, float] = {}
+        self._connections_checked = 0.0
         self.processed = 0
 
     def stop(self) -> None:
@@ -117,10 +125,12 @@ class Worker:
         batches = consumer.poll(timeout_ms=200)
         if not batches:
             return
-        # Once per batch, not per message: with CONN_HEALTH_CHECKS each call costs a
-        # "SELECT 1" round trip before the next query (bench/analysis.md). A connection lost
-        # mid-batch still fails its handlers, which are retried on a fresh connection.
-        close_old_connections()
+        # Not per batch: with CONN_HEALTH_CHECKS each call costs a "SELECT 1" round trip before
+        # the next query (bench/analysis.md). A connection lost mid-batch still fails its
+        # handlers, which are retried on a fresh connection.
+        if time.monotonic() - self._connections_checked >= CONNECTION_CHECK_SECONDS:
+            close_old_connections()
+            self._connections_checked = time.monotonic()
         due: list[tuple[TopicPartition, object]] = []
         for partition, records in batches.items():
             for record in records:
