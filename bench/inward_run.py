@@ -25,12 +25,11 @@ from .inward import (
     storm,
     storm_bodies,
     sustained_latencies,
-    wait_for_group,
+    start_worker_assigned,
     write_storm,
 )
 from .webhooks import wrk
 
-INWARD_GROUP = "synchub-inward"  # sync/management/commands/run_inward_sync_worker.py
 E2E_TARGET_POSTGRESQL = 2000  # the bench runs on PostgreSQL only (bench/hub.py)
 TABLES = "catalog_catalogintegration, catalog_customer, catalog_catalogitem, sync_inboxevent, sync_syncevent"
 
@@ -133,10 +132,8 @@ def run(hub: Hub, *, quick: bool, runs: int) -> Result:
     # Apply rate of the worker alone: 1, 2, 3 workers on these customers.
     by_workers = []
     for workers in (1, 2, 3):
-        for extra in range(2, workers + 1):
-            if f"inward_worker{extra}" not in hub.processes:
-                hub.start("inward_worker", as_name=f"inward_worker{extra}")
-        wait_for_group(INWARD_GROUP, members=workers)
+        if workers > 1:
+            start_worker_assigned(hub, f"inward_worker{workers}")
         apply_rate(hub, numbers, rounds=2, tag=f"w{workers}warm", clock=clock)
         settle(max_wait=20)
         by_workers.append((workers, apply_rate(hub, numbers, rounds=rounds, tag=f"w{workers}", clock=clock)))
