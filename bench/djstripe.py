@@ -30,10 +30,9 @@ from typing import Self
 import psycopg
 import requests
 
-from sandbox.databases import ScratchDatabase
 from sandbox.processes import free_port, start, stop, wait_for_port
 
-from .hub import DEFAULT_DATABASE_URL, WEBHOOK_SECRET, cpu_seconds
+from .hub import WEBHOOK_SECRET, BenchDatabase, cpu_seconds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PEER_DIR = Path(__file__).resolve().parent / "djstripe_peer"
@@ -75,16 +74,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**keep, "PYTHONUNBUFFERED": "1", **extra}
 
 
-class PeerDatabase(ScratchDatabase):
-    """The peer's own PostgreSQL database on the server of DATABASE_URL, dropped after."""
-
-    def __init__(self) -> None:
-        base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        if not base_url.startswith(("postgres://", "postgresql://")):
-            raise SystemExit(f"the dj-stripe peer needs PostgreSQL; DATABASE_URL is {base_url!r}")
-        super().__init__(prefix="djstripe_bench", base_url=base_url)
-
-
 class DjStripePeer:
     """dj-stripe behind gunicorn on a free port, with `customers` synced customers `cus_{prefix}1`...
     (updates are updates) and a webhook endpoint verifying `secret`. A context manager: everything
@@ -116,7 +105,7 @@ class DjStripePeer:
         self.webhook_uuid = str(uuid.uuid4())
         self.webhook_url = f"{self.base_url}/stripe/webhook/{self.webhook_uuid}/"
         self.venv: Path | None = None
-        self.db: PeerDatabase | None = None
+        self.db: BenchDatabase | None = None
         self.process: subprocess.Popen | None = None
 
     @property
@@ -148,7 +137,7 @@ class DjStripePeer:
         listens before its workers have loaded Django)."""
         try:
             self.venv = peer_venv()
-            self.db = PeerDatabase()
+            self.db = BenchDatabase(prefix="djstripe_bench")
             self.run("-m", "django", "migrate", "--noinput")
             self.run(
                 "peerctl.py", "seed", "--customers", str(self.customers), "--prefix", self.prefix,

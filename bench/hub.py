@@ -22,13 +22,14 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
 class BenchDatabase(ScratchDatabase):
-    """A PostgreSQL database created for the run on the server of DATABASE_URL, dropped after."""
+    """A PostgreSQL database created for the run on the server of DATABASE_URL, dropped after
+    (`prefix` names it: the hub's, or a peer's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefix: str = "synchub_bench") -> None:
         base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         if not base_url.startswith(("postgres://", "postgresql://")):
             raise SystemExit(f"the benchmarks need PostgreSQL; DATABASE_URL is {base_url!r}")
-        super().__init__(prefix="synchub_bench", base_url=base_url)
+        super().__init__(prefix=prefix, base_url=base_url)
 
 
 class Hub:
