@@ -26,7 +26,7 @@ from sync.reconcile import (
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
-from .apply import local_id_of
+from .apply_one import local_id_of
 from .fields import compared_values, inward_values
 from .ratelimit import TokenBucket
 
