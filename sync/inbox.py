@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Case, Count, Max, Q, When
+from django.conf import settings
+from django.db.models import Case, Count, F, Max, OuterRef, Q, Subquery, When
+from django.utils import timezone
 
 from .models import InboxEvent, Tombstone
 from .tombstones import tombstone_ignored, tombstones_alive
@@ -121,3 +123,23 @@ def _rows(source: str, events: Iterable[IncomingEvent]) -> list[InboxEvent]:
         )
         for event in events
     ]
+
+
+def inbox_prune() -> int:
+    """Forget events handled more than SYNC_INBOX_RETENTION_DAYS ago, except each object's newest
+    event and its deletions: staleness and "deleted there" are decided by those, so a late
+    redelivery of a forgotten event is still ignored as stale. The inbox then grows with the
+    objects, not with every event ever received (each batch reads its objects' history)."""
+    cutoff = timezone.now() - timedelta(days=settings.SYNC_INBOX_RETENTION_DAYS)
+    newest = (
+        InboxEvent.objects.filter(source=OuterRef("source"), object_id=OuterRef("object_id"))
+        .order_by(F("occurred_at").desc(nulls_last=True), "-id")
+        .values("id")[:1]
+    )
+    deleted, _ = (
+        InboxEvent.objects.filter(processed_at__lt=cutoff)
+        .exclude(event_type__endswith=".deleted")
+        .exclude(id=Subquery(newest))
+        .delete()
+    )
+    return deleted

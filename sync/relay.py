@@ -17,6 +17,7 @@ from kafka.errors import KafkaError
 from . import kafka
 from .audit import sync_events_prune
 from .dead_letters import dead_letter_record_unpublishable
+from .inbox import inbox_prune
 from .models import OutboxMessage
 from .tombstones import tombstones_prune
 
@@ -86,6 +87,7 @@ class OutboxRelay:
                     prune_published()
                     sync_events_prune()
                     tombstones_prune()
+                    inbox_prune()
                     last_prune = time.monotonic()
                 failures = 0
             except (KafkaError, OperationalError, InterfaceError) as exc:

@@ -330,6 +330,10 @@ HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # Audit trail rows (sync events) older than this are pruned by the relay.
 SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
+# Handled external events are remembered by id this many days (then only each object's newest
+# event and its deletions are kept, by which a late one is still known stale): longer than
+# Stripe's 30 days of listable events (the catch-up) and its 3 days of webhook retries.
+SYNC_INBOX_RETENTION_DAYS = env.float("SYNC_INBOX_RETENTION_DAYS", default=35)
 
 # --- Stripe --------------------------------------------------------------------------------
 STRIPE_API_KEY = env("STRIPE_API_KEY", default="")

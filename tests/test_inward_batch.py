@@ -173,3 +173,46 @@ def test_a_customer_changed_locally_and_untouched_remotely_keeps_the_local_value
     synced.refresh_from_db()
     assert (synced.name, synced.phone) == ("Local edit", "+41 44 000 00 00")
     assert customer.name == "Base"
+
+
+def test_the_inbox_forgets_old_events_but_not_what_decides_staleness_or_deletion(settings):
+    """Past SYNC_INBOX_RETENTION_DAYS only each object's newest event and its deletions stay: a
+    late redelivery of a forgotten event is still ignored as stale, and the inbox grows with the
+    objects, not with every event."""
+    from datetime import datetime, timedelta
+    from datetime import timezone as dt_timezone
+
+    from django.utils import timezone
+
+    from sync.inbox import Inbox, IncomingEvent, inbox_prune
+
+    settings.SYNC_INBOX_RETENTION_DAYS = 35
+    base = datetime(2026, 10, 1, tzinfo=dt_timezone.utc)
+
+    def handled(event_id: str, object_id: str, *, minutes: int, days_ago: int, event_type="customer.updated"):
+        InboxEvent.objects.create(
+            source="stripe", event_id=event_id, event_type=event_type, object_id=object_id,
+            occurred_at=base + timedelta(minutes=minutes),
+        )
+        InboxEvent.objects.filter(event_id=event_id).update(processed_at=timezone.now() - timedelta(days=days_ago))
+
+    handled("evt_a1", "cus_a", minutes=1, days_ago=40)
+    handled("evt_a2", "cus_a", minutes=2, days_ago=40)
+    handled("evt_a3", "cus_a", minutes=3, days_ago=1)  # recent
+    handled("evt_b1", "cus_b", minutes=1, days_ago=40, event_type="customer.deleted")
+    handled("evt_b2", "cus_b", minutes=2, days_ago=40)  # news after the delete, the newest
+    handled("evt_c1", "cus_c", minutes=1, days_ago=40)  # an object's only event
+    handled("evt_d1", "cus_d", minutes=1, days_ago=40)
+    handled("evt_d2", "cus_d", minutes=2, days_ago=39)
+
+    assert inbox_prune() == 3
+    assert set(InboxEvent.objects.values_list("event_id", flat=True)) == {"evt_a3", "evt_b1", "evt_b2", "evt_c1", "evt_d2"}
+    assert inbox_prune() == 0
+
+    late = IncomingEvent(event_id="evt_a1", event_type="customer.updated", object_id="cus_a",
+                         occurred_at=base + timedelta(minutes=1))
+    after_delete = IncomingEvent(event_id="evt_b9", event_type="customer.updated", object_id="cus_b",
+                                 occurred_at=base + timedelta(minutes=9))
+    inbox = Inbox(source="stripe", events=[late, after_delete])
+    assert inbox.skip_reason(late) == "ignored: stale"
+    assert inbox.skip_reason(after_delete) == "ignored: deleted in Stripe"
