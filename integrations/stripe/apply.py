@@ -72,7 +72,7 @@ def stripe_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Excep
             if skipped is not None:
                 outcomes[index] = skipped
                 continue
-            plain = _plaincustomer_merge(index, event, raw["customer"], inbox, mappings.get(event.object_id), customers)
+            plain = _plain_merge(index, event, raw["customer"], inbox, mappings.get(event.object_id), customers)
             if plain is not None:
                 merged.append(plain)
             else:
@@ -131,7 +131,7 @@ def _skipped(event: IncomingEvent, inbox: Inbox) -> SyncResult | None:
     )
 
 
-def _plaincustomer_merge(
+def _plain_merge(
     index: int,
     event: IncomingEvent,
     customer: dict[str, Any],
