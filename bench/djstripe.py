@@ -139,21 +139,21 @@ class DjStripePeer:
             self.venv = peer_venv()
             self.db = BenchDatabase(prefix="djstripe_bench")
             self.run("-m", "django", "migrate", "--noinput")
-            self.run(
-                "peerctl.py", "seed", "--customers", str(self.customers), "--prefix", self.prefix,
-                "--secret", self.secret, "--uuid", self.webhook_uuid, "--url", self.webhook_url,
-            )  # fmt: skip
-            self.process = start(
-                [
-                    str(self.venv / "bin" / "gunicorn"), "wsgi:application", "--chdir", str(PEER_DIR),
-                    "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
-                    # gunicorn 27's management socket defaults to one path per user (~/.gunicorn/),
-                    # which the hub's gunicorn running beside it uses too: serving does not need it.
-                    "--no-control-socket",
-                ],
-                log_path=self.log,
-                env=self._env(),
-            )  # fmt: skip
+            seed = {
+                "--customers": str(self.customers),
+                "--prefix": self.prefix,
+                "--secret": self.secret,
+                "--uuid": self.webhook_uuid,
+                "--url": self.webhook_url,
+            }
+            self.run("peerctl.py", "seed", *(part for option in seed.items() for part in option))
+            gunicorn = [str(self.venv / "bin" / "gunicorn"), "wsgi:application", "--chdir", str(PEER_DIR)]
+            gunicorn += ["--bind", f"127.0.0.1:{self.port}"]
+            gunicorn += ["--workers", str(self.workers), "--threads", str(self.threads)]
+            # gunicorn 27's management socket defaults to one path per user (~/.gunicorn/), which
+            # the hub's gunicorn running beside it uses too: serving does not need it.
+            gunicorn += ["--no-control-socket"]
+            self.process = start(gunicorn, log_path=self.log, env=self._env())
             wait_for_port(self.port, timeout=60, process=self.process)
             deadline = time.monotonic() + 60
             while requests.get(self.webhook_url, timeout=10).status_code != 405:  # GET: not allowed, but Django's
@@ -310,8 +310,11 @@ def selftest(*, customers: int = 2000, warmup: int = 200, seconds: int = 3, conn
         # equality says there was none.
         ok = not stats["errors"] and not logged and applied == took["received"] == took["processed"]
         ok = ok and 0 <= in_flight <= connections
-        say(f"selftest {'passed' if ok else 'FAILED'}: applied == requests the peer took; {in_flight} of them "
-            f"were still in flight when wrk stopped (wrk counts only the answers it read)")  # fmt: skip
+        verdict = "passed" if ok else "FAILED"
+        say(
+            f"selftest {verdict}: applied == requests the peer took; {in_flight} of them were still in flight "
+            "when wrk stopped (wrk counts only the answers it read)"
+        )
         return ok
     finally:
         stop(standin)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
 
 import psycopg
 from django.db import connection
@@ -79,13 +78,12 @@ def arrived(topic: str, *, run: str, rows: int, timeout: float) -> tuple[int, in
         consumer.close()
 
 
-def run(hub: Hub, *, rows: int = 100_000) -> tuple[Result, dict[str, Any]]:
+def run(hub: Hub, *, rows: int = 100_000) -> Result:
     """Drain rate of the outbox relay over a backlog of `rows` messages, from the relay's start
     until every row is marked published (which it does only after Kafka acknowledged them).
 
     The caller has started Tansu and the stand-in (`hub.start_services()`) but not the relay: the
-    backlog must be complete before the relay starts, or we would time the insert. Returns the
-    table row and the raw numbers for a chart (`Result` has no field for them).
+    backlog must be complete before the relay starts, or we would time the insert.
     """
     from sync.models import OutboxMessage
 
@@ -154,5 +152,4 @@ def run(hub: Hub, *, rows: int = 100_000) -> tuple[Result, dict[str, Any]]:
         f"({records - rows:,} duplicates read). Relay CPU: user + system time of the process over the whole run, "
         "start-up included; peak RSS: sampled at each poll."
     )
-    numbers = dict(seconds=seconds, rate=rate, startup_seconds=startup, cpu_seconds=cpu, peak_rss_kb=peak_kb)
-    return result, {"relay_backlog": {"rows": rows, **numbers, "cpu_ms_per_row": ms_per_row, "kafka_records": records}}
+    return result

@@ -60,33 +60,64 @@ def complete_customer(fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` over every field of Stripe's customer object (the expandable lists left out, as
     Stripe does unless asked): clients that store the whole object (dj-stripe) read most of them."""
     return {
-        "object": "customer", "address": None, "balance": 0, "created": int(time.time()), "currency": None,
-        "default_source": None, "delinquent": False, "description": None, "discount": None, "email": None,
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "created": int(time.time()),
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": None,
         "invoice_prefix": secrets.token_hex(4).upper(),
-        "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None, "rendering_options": None},
-        "livemode": False, "metadata": {}, "name": None, "next_invoice_sequence": 1, "phone": None,
-        "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None,
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": {},
+        "name": None,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": [],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
         **fields,
-    }  # fmt: skip
+    }
 
 
 def account_object() -> dict[str, Any]:
     """A standard test-mode account in Stripe's shape; no branding files, so nothing more to fetch."""
     requirements = {"currently_due": [], "eventually_due": [], "past_due": [], "disabled_reason": None}
     return {
-        "id": ACCOUNT_ID, "object": "account", "business_type": None, "type": "standard", "controller": {"type": "account"},
+        "id": ACCOUNT_ID,
+        "object": "account",
+        "business_type": None,
+        "type": "standard",
+        "controller": {"type": "account"},
         "business_profile": {"mcc": None, "name": "Stand-in", "support_email": None, "url": None},
-        "capabilities": {"card_payments": "active", "transfers": "active"}, "charges_enabled": True,
-        "payouts_enabled": True, "details_submitted": True, "country": "US", "default_currency": "usd",
-        "created": 1_700_000_000, "email": "standin@example.com", "metadata": {},
+        "capabilities": {"card_payments": "active", "transfers": "active"},
+        "charges_enabled": True,
+        "payouts_enabled": True,
+        "details_submitted": True,
+        "country": "US",
+        "default_currency": "usd",
+        "created": 1_700_000_000,
+        "email": "standin@example.com",
+        "metadata": {},
         "external_accounts": {"object": "list", "data": [], "has_more": False, "url": "/v1/account/external_accounts"},
-        "requirements": requirements, "future_requirements": requirements,
+        "requirements": requirements,
+        "future_requirements": requirements,
         "settings": {
             "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
             "dashboard": {"display_name": "Stand-in", "timezone": "Etc/UTC"},
         },
         "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
-    }  # fmt: skip
+    }
 
 
 def _error(status: int, message: str, *, type_: str = "invalid_request_error", code: str = "", param: str = ""):
