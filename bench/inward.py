@@ -75,12 +75,6 @@ def storm_bodies(numbers: list[int], *, rounds: int, tag: str, clock: EventClock
     return bodies
 
 
-def write_storm(path: Path, bodies: list[tuple[str, bytes]]) -> None:
-    with open(path, "wb") as out:
-        for signature, body in bodies:
-            out.write(signature.encode() + b"\t" + body + b"\n")
-
-
 def storm(hub: Hub, url: str, bodies_file: Path, *, events: int, connections: int = 8) -> dict:
     """Send every body once with wrk (2 threads, `connections`) and time from the first request
     until the inward worker has handled the last event (its inbox row): `applied_s`,

@@ -26,9 +26,8 @@ from .inward import (
     storm_bodies,
     sustained_latencies,
     start_worker_assigned,
-    write_storm,
 )
-from .webhooks import wrk
+from .webhooks import wrk, write_bodies
 
 E2E_TARGET_POSTGRESQL = 2000  # the bench runs on PostgreSQL only (bench/hub.py)
 TABLES = "catalog_catalogintegration, catalog_customer, catalog_catalogitem, sync_inboxevent, sync_syncevent"
@@ -50,7 +49,7 @@ def run(hub: Hub, *, quick: bool, runs: int) -> Result:
     for attempt in range(runs):
         bodies = storm_bodies(numbers, rounds=rounds, tag=f"storm{attempt}", clock=clock)
         path = hub.workdir / "storm.txt"
-        write_storm(path, bodies)
+        write_bodies(path, bodies)
         settle(max_wait=20)
         stats = storm(hub, hub.base_url + "/webhooks/stripe", path, events=len(bodies))
         storms.append(stats)
@@ -72,7 +71,7 @@ def run(hub: Hub, *, quick: bool, runs: int) -> Result:
             bodies = storm_bodies(numbers, rounds=rounds, tag=tag, clock=clock)
             peer.stage(bodies[-customers:])  # Stripe's state after the storm: what dj-stripe re-reads
             path = hub.workdir / "peer.txt"
-            write_storm(path, bodies)
+            write_bodies(path, bodies)
             peer.upkeep()
             settle(max_wait=20)
             before = peer.triggers()
