@@ -232,27 +232,7 @@ class StripeStandIn:
     def _new_customer(self, params: dict[str, Any]) -> dict[str, Any]:
         customer_id = "cus_" + secrets.token_hex(7)
         metadata = {k: v for k, v in (params.get("metadata") or {}).items() if v != ""}
-        customer = {
-            "id": customer_id,
-            "object": "customer",
-            "address": None,
-            "balance": 0,
-            "created": int(time.time()),
-            "currency": None,
-            "default_source": None,
-            "delinquent": False,
-            "description": None,
-            "discount": None,
-            "email": None,
-            "invoice_prefix": secrets.token_hex(4).upper(),
-            "livemode": False,
-            "metadata": metadata,
-            "name": None,
-            "phone": None,
-            "preferred_locales": [],
-            "shipping": None,
-            "tax_exempt": "none",
-        }
+        customer = complete_customer({"id": customer_id, "metadata": metadata})
         for key, value in params.items():
             if key not in ("metadata", "expand") and not isinstance(value, (dict, list)):
                 customer[key] = value or None
