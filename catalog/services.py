@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Field, Model
+from django.db.models import Field, Model, ProtectedError
 from django.db.models.options import Options
 from django.db.models.signals import post_save
 from django.utils import timezone
@@ -126,8 +126,28 @@ def _customer_assign(customer: Customer, fields: dict[str, object]) -> set[str]:
     return changed
 
 
+class CustomerHasInvoices(ValueError):
+    """The customer has invoices, which keep it (Invoice.customer is PROTECT): the API answers 409."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        invoices = "1 invoice" if count == 1 else f"{count} invoices"
+        super().__init__(
+            f"This customer has {invoices} and cannot be deleted while it has any. Delete its draft "
+            "invoices first; a customer with finalized invoices (open, paid, void or uncollectible) is kept "
+            "with them."
+        )
+
+
 def customer_delete(*, customer: Customer) -> None:
-    customer.delete()
+    """Delete the customer; one with invoices raises CustomerHasInvoices (nothing is deleted)."""
+    try:
+        # Django finds the invoices before it deletes anything (no query of ours for the common
+        # case); the savepoint keeps the caller's transaction usable all the same.
+        with transaction.atomic():
+            customer.delete()
+    except ProtectedError as exc:
+        raise CustomerHasInvoices(len(exc.protected_objects)) from None
 
 
 # --- Mappings between catalog items and external systems -------------------------------------
