@@ -1,9 +1,13 @@
 import django_filters
+from django import forms
+from django.core.validators import RegexValidator
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field
 
 from synchub.filters import UtcIsoDateTimeFilter
 
-from .models import CatalogIntegration, Customer, SyncStatus
+from .currencies import currency_normalize
+from .models import ITEM_ID_MAX, CatalogIntegration, Customer, Invoice, InvoiceStatus, SyncStatus
 from .selectors import customers_with_email
 
 UNSYNCED = "unsynced"
@@ -41,3 +45,35 @@ class IntegrationFilter(django_filters.FilterSet):
     class Meta:
         model = CatalogIntegration
         fields = ["integration_type", "status", "created_after", "created_before"]
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": ITEM_ID_MAX})
+class ItemIdFilter(django_filters.Filter):
+    """The id of a catalog item: an integer in BigAutoField's range (a larger one would overflow
+    in the database), else a 400."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, min_value=1, max_value=ITEM_ID_MAX, **kwargs)
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=InvoiceStatus.choices)
+    customer = ItemIdFilter(field_name="customer_id", label="Customer id")
+    currency = extend_schema_field({"type": "string", "pattern": "^[A-Za-z]{3}$"})(
+        django_filters.CharFilter(
+            method="filter_currency",
+            label="ISO 4217 currency code (any case)",
+            validators=[RegexValidator(r"^[A-Za-z]{3}\Z", "Enter a three-letter currency code, such as eur.")],
+        )
+    )
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    updated_after = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Invoice
+        fields = ["status", "customer", "currency", "created_after", "updated_after"]
+
+    def filter_currency(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(currency=currency_normalize(value))

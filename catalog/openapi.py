@@ -1,6 +1,6 @@
 """Schema of catalog fields that drf-spectacular cannot infer (registered in CatalogConfig.ready)."""
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 
 
 class CustomerEmailFieldExtension(OpenApiSerializerFieldExtension):
@@ -13,4 +13,17 @@ class CustomerEmailFieldExtension(OpenApiSerializerFieldExtension):
         schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
         if direction == "response":
             schema["format"] = "idn-email"
+        return schema
+
+
+class InvoiceLineExtension(OpenApiSerializerExtension):
+    """An invoice line takes description, quantity and unit_amount and nothing else (an unknown
+    key is a 400): said in the request's schema with `additionalProperties: false`."""
+
+    target_class = "catalog.invoice_serializers.InvoiceLineSerializer"
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        if direction == "request":
+            schema["additionalProperties"] = False
         return schema

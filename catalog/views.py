@@ -7,7 +7,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from synchub.api import Conflict
 from synchub.filters import SearchFilter, StableOrderingFilter
+from synchub.openapi import conflict_response
 from synchub.permissions import BulkWritePermissions
 
 from . import services
@@ -33,8 +35,15 @@ CUSTOMER_ID = OpenApiParameter(
 @extend_schema_view(
     **{
         name: extend_schema(parameters=[CUSTOMER_ID])
-        for name in ("retrieve", "update", "partial_update", "destroy", "integration_status")
-    }
+        for name in ("retrieve", "update", "partial_update", "integration_status")
+    },
+    destroy=extend_schema(
+        parameters=[CUSTOMER_ID],
+        responses={
+            204: None,
+            409: conflict_response("The customer has invoices: it cannot be deleted while it has any."),
+        },
+    ),
 )
 class CustomerViewSet(viewsets.ModelViewSet):
     """Customers of the local catalog. Every change is pushed to the integrations (Stripe)."""
@@ -60,7 +69,10 @@ class CustomerViewSet(viewsets.ModelViewSet):
         services.customer_update(customer=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: Customer) -> None:
-        services.customer_delete(customer=instance)
+        try:
+            services.customer_delete(customer=instance)
+        except services.CustomerHasInvoices as exc:
+            raise Conflict(str(exc)) from exc
 
     @extend_schema(request=CustomerBulkSerializer, responses=CustomerBulkResponseSerializer)
     @action(detail=False, methods=["post"], url_path="bulk", permission_classes=[IsAuthenticated, BulkWritePermissions])

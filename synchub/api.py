@@ -21,6 +21,15 @@ class PayloadTooLarge(exceptions.APIException):
         return f"Request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
 
 
+class Conflict(exceptions.APIException):
+    """409: the request is valid, but the item's state does not allow it (an invoice no longer a
+    draft, a customer that still has invoices); the body is {"detail": why}."""
+
+    status_code = 409
+    default_detail = "The item's current state does not allow this."
+    default_code = "conflict"
+
+
 def exception_handler(exc, context):
     """DRF's handler, plus: a Django ValidationError raised by a service is a 400 with field errors,
     and so is a value the database refused (DataError: too long, out of range; OverflowError:

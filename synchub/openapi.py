@@ -4,6 +4,7 @@ tests/test_schemathesis.py). A drf-spectacular postprocessing hook (SPECTACULAR_
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework.settings import api_settings
 
 FIELD_ERRORS = "FieldErrors"
@@ -32,6 +33,12 @@ COMPONENTS = {
         "required": ["detail"],
     },
 }
+
+
+def conflict_response(description: str) -> OpenApiResponse:
+    """A 409 (synchub.api.Conflict) for an operation's `extend_schema(responses=...)`: only the
+    operations that can give one document it, each saying when."""
+    return OpenApiResponse(response={"$ref": f"#/components/schemas/{ERROR_DETAIL}"}, description=description)
 
 
 def _response(description: str, component: str) -> dict[str, Any]:
