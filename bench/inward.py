@@ -115,7 +115,7 @@ def _comm(path: Path) -> str:
 def publish_direct(numbers: list[int], *, rounds: int, tag: str, clock: EventClock, prefix: str = PREFIX) -> int:
     """Inward task messages straight onto Kafka, as the webhook view publishes them, renaming
     customers `cus_{prefix}{n}`."""
-    from integrations.stripe.tasks import INWARD_TOPIC, apply_stripe_event
+    from integrations.stripe.tasks import CUSTOMER_INWARD_TOPIC, apply_stripe_event
     from sync import kafka
 
     first = clock.take(rounds)
@@ -131,7 +131,7 @@ def publish_direct(numbers: list[int], *, rounds: int, tag: str, clock: EventClo
                 customer=customer,
                 created=event["created"],
             )
-            batch.append((INWARD_TOPIC, apply_stripe_event.message_key(message), message.encode()))
+            batch.append((CUSTOMER_INWARD_TOPIC, apply_stripe_event.message_key(message), message.encode()))
             if len(batch) == 2000:
                 kafka.publish(batch)
                 batch = []

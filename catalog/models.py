@@ -1,3 +1,6 @@
+from __future__ import annotations
+
+from django.apps import apps
 from django.db import models, transaction
 from django_countries.fields import CountryField
 from polymorphic.models import PolymorphicModel
@@ -37,6 +40,25 @@ class CatalogItem(PolymorphicModel):
     @classmethod
     def catalog_type_name(cls) -> str:
         return cls._meta.model_name
+
+    def as_child(self) -> CatalogItem:
+        """The item as its own catalog type (a Customer, an Invoice...). The child row comes
+        with a parent read through `select_related(*catalog_child_relations())`, without a
+        query; a row read without it costs one."""
+        if type(self) is not CatalogItem or not self.catalog_type:
+            return self
+        return getattr(self, self.catalog_type, self)
+
+
+def catalog_types() -> list[type[CatalogItem]]:
+    """Every catalog type (the concrete subclasses of CatalogItem), in the order they are defined."""
+    return [model for model in apps.get_models() if issubclass(model, CatalogItem) and model is not CatalogItem]
+
+
+def catalog_child_relations() -> list[str]:
+    """The relations from a CatalogItem to its child rows, one per catalog type (their
+    `catalog_type`, which is the child's model name), for `select_related`."""
+    return [model.catalog_type_name() for model in catalog_types()]
 
 
 def customer_email_key(email: str | None) -> str | None:

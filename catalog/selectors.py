@@ -9,7 +9,15 @@ from __future__ import annotations
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce
 
-from .models import CatalogIntegration, Customer, SyncStatus, customer_email_key
+from .models import (
+    CatalogIntegration,
+    CatalogItem,
+    Customer,
+    SyncStatus,
+    catalog_child_relations,
+    catalog_types,
+    customer_email_key,
+)
 
 UNSYNCED = "unsynced"
 # Every status a customer can show, in the order the staff screens list them.
@@ -80,8 +88,41 @@ def customer_sync_statuses(*, integration_type: str, ids: list[int]) -> dict[int
     }
 
 
+def catalog_sync_counts_by_type(*, integration_type: str) -> list[dict[str, object]]:
+    """Per catalog type (each one, even when empty): its label, how many items, and how many
+    per sync status with `integration_type` (`counts`: (status, count) pairs); one query."""
+    mappings = _mappings(integration_type=integration_type)
+    rows = {
+        row["catalog_type"]: row
+        for row in CatalogItem.objects.non_polymorphic()
+        .order_by()
+        .values("catalog_type")
+        .annotate(
+            total=Count("pk"),
+            **{status: Count("pk", filter=Q(Exists(mappings.filter(status=status)))) for status in SyncStatus.values},
+            **{UNSYNCED: Count("pk", filter=~Q(Exists(mappings)))},
+        )
+    }
+    result = []
+    for model in catalog_types():
+        row = rows.get(model.catalog_type_name(), {})
+        result.append(
+            {
+                "catalog_type": model.catalog_type_name(),
+                "label": str(model._meta.verbose_name_plural).capitalize(),
+                "total": row.get("total", 0),
+                # In the order the staff screens list the statuses.
+                "counts": [(status, row.get(status, 0)) for status in CUSTOMER_SYNC_STATUS_VALUES],
+            }
+        )
+    return result
+
+
 def integration_list(*, integration_type: str = "", status: str = "") -> QuerySet[CatalogIntegration]:
-    mappings = CatalogIntegration.objects.select_related("catalog_item__customer")
+    # Each row's item as its own type (`CatalogItem.as_child`) without a query per row.
+    mappings = CatalogIntegration.objects.select_related(
+        *(f"catalog_item__{relation}" for relation in catalog_child_relations())
+    )
     if integration_type:
         mappings = mappings.filter(integration_type=integration_type)
     if status:

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.utils import timezone
 from django_countries import countries
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import ITEM_ID_MAX, CatalogIntegration, Customer
@@ -163,7 +164,15 @@ class CustomerIntegrationStatusSerializer(serializers.Serializer):
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
-    customer_id = serializers.IntegerField(source="catalog_item_id", read_only=True)
+    """A mapping, with the item it maps as any catalog type (`item_*`) and, for customers, the
+    customer fields the API has always had. Read the queryset with
+    `select_related(catalog_item__<type>...)` (catalog_child_relations) to avoid a query per row."""
+
+    item_id = serializers.IntegerField(source="catalog_item_id", read_only=True)
+    item_type = serializers.CharField(source="catalog_item.catalog_type", read_only=True)
+    item_label = serializers.SerializerMethodField()
+    # Null when the item is no customer.
+    customer_id = serializers.SerializerMethodField()
     # Null when the item is no customer, or (the email) when the customer has none.
     customer_name = serializers.CharField(
         source="catalog_item.customer.name", read_only=True, default=None, allow_null=True
@@ -176,6 +185,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
         model = CatalogIntegration
         fields = [
             "id",
+            "item_id",
+            "item_type",
+            "item_label",
             "customer_id",
             "customer_name",
             "customer_email",
@@ -186,6 +198,14 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "last_error",
             "created_at",
         ]
+
+
+    def get_item_label(self, mapping: CatalogIntegration) -> str:
+        return str(mapping.catalog_item.as_child())
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_customer_id(self, mapping: CatalogIntegration) -> int | None:
+        return mapping.catalog_item_id if mapping.catalog_item.catalog_type == Customer.catalog_type_name() else None
 
 
 class CustomerBulkRowSerializer(CustomerSerializer):

@@ -15,7 +15,7 @@ from synchub.permissions import BulkWritePermissions
 from . import services
 from .bulk import MAX_ROWS, customers_bulk_save
 from .filters import CustomerFilter, IntegrationFilter
-from .models import ITEM_ID_MAX, CatalogIntegration, Customer, SyncStatus, item_id_in_range
+from .models import ITEM_ID_MAX, CatalogIntegration, Customer, SyncStatus, catalog_child_relations, item_id_in_range
 from .serializers import (
     CustomerBulkResponseSerializer,
     CustomerBulkSerializer,
@@ -104,8 +104,13 @@ class IntegrationListView(generics.ListAPIView):
     """Every mapping between a catalog item and an external system, with its sync state."""
 
     serializer_class = IntegrationSerializer
-    queryset = CatalogIntegration.objects.select_related("catalog_item__customer").order_by("-id")
+    queryset = CatalogIntegration.objects.order_by("-id")
     filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
     filterset_class = IntegrationFilter
     search_fields = ["integration_id", "catalog_item__customer__name", "catalog_item__customer__email"]
     ordering_fields = ["id", "status", "last_synced_at", "created_at"]
+
+    def get_queryset(self):
+        # Each row's item as its own catalog type, in the same query.
+        relations = (f"catalog_item__{relation}" for relation in catalog_child_relations())
+        return super().get_queryset().select_related(*relations)

@@ -1,7 +1,7 @@
 """The staff's Customer admin: sync status per row, resync, CSV import and export.
 
-Registered here rather than in catalog/admin.py because it uses the sync engine and the Stripe
-integration, which the catalog app must not depend on.
+Registered here rather than in catalog/admin.py because it uses the sync engine and the
+integrations' registry, which the catalog app must not depend on.
 """
 
 import csv
@@ -22,7 +22,7 @@ from polymorphic.admin import PolymorphicChildModelAdmin
 from catalog import selectors, services
 from catalog.bulk import MAX_ROWS, customers_bulk_save
 from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer, item_id_in_range
-from integrations.stripe import INTEGRATION_TYPE as STRIPE
+from sync.integrations import external_url, integration_label
 from sync.outward import request_resync
 from synchub.permissions import RESYNC_PERMISSION
 from synchub.parsers import has_lone_surrogate
@@ -36,6 +36,7 @@ from .forms import (
     serializer_field_errors,
     serializer_payload,
 )
+from .presentation import customer_integration
 
 # The columns of the CSV export and import, in order: the customer's fields (model names; the
 # metadata as a JSON object, the preferred locales comma-separated), and `id` to update.
@@ -47,16 +48,23 @@ CSV_EXPORT_ONLY_COLUMNS = ["sync_status"]
 class CatalogIntegrationInline(admin.TabularInline):
     model = CatalogIntegration
     extra = 0
-    fields = ["integration_type", "integration_id", "status", "last_synced_at", "last_error"]
+    fields = ["integration", "integration_id", "status", "last_synced_at", "last_error"]
     readonly_fields = fields
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="integration")
+    def integration(self, mapping: CatalogIntegration) -> str:
+        """Its label, linked to the item's page in that system's dashboard when it has one."""
+        link = external_url(mapping)
+        label = integration_label(mapping.integration_type)
+        return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', link, label) if link else label
+
 
 class SyncStatusFilter(admin.SimpleListFilter):
-    title = "Stripe sync status"
+    title = "sync status"
     parameter_name = "sync_status"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
@@ -130,7 +138,7 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         # The status comes with the list query (a subquery), not one query per row.
-        return selectors.with_sync_status(super().get_queryset(request), integration_type=STRIPE)
+        return selectors.with_sync_status(super().get_queryset(request), integration_type=customer_integration())
 
     def save_model(self, request: HttpRequest, obj: Customer, form: CustomerAdminForm, change: bool) -> None:
         """Save through the catalog services, with the values the serializer validated; the
@@ -145,7 +153,7 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
             setattr(obj, field.attname, getattr(saved, field.attname))
         obj._state.adding, obj._state.db = False, saved._state.db
 
-    @admin.display(description="Stripe sync", ordering="sync_status")
+    @admin.display(description="Sync status", ordering="sync_status")
     def sync_status(self, customer: Customer) -> str:
         status = customer.sync_status
         return format_html(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.models import Customer
 from catalog.selectors import CUSTOMER_SYNC_STATUSES
+from sync.integrations import integrations_for
 
 STATUS_LABELS: dict[str, str] = dict(CUSTOMER_SYNC_STATUSES)
 # Bootstrap colour names: the badge classes and the chart's strokes use the same ones.
@@ -14,6 +16,13 @@ STATUS_COLOURS: dict[str, str] = {
     "failed": "danger",
     "unsynced": "secondary",
 }
+
+
+def customer_integration() -> str:
+    """The integration whose sync status the customer screens show: the first registered one
+    that syncs customers (`sync.integrations`); empty when none does (every customer unsynced)."""
+    registered = integrations_for(Customer)
+    return registered[0].name if registered else ""
 
 
 def status_label(status: str) -> str:

@@ -19,15 +19,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from catalog import selectors, services
 from catalog.models import CatalogIntegration, Customer, SyncStatus, item_id_in_range
-from integrations.stripe import INTEGRATION_TYPE
+from sync.integrations import integration_label
 from sync.outward import request_resync
 from synchub.permissions import RESYNC_PERMISSION, model_permission
 
 from .forms import CustomerForm
-from .presentation import STATUS_COLOURS, status_badge_class, status_chart, status_label
+from .presentation import STATUS_COLOURS, customer_integration, status_badge_class, status_chart, status_label
 
-# The console shows each customer's status with Stripe, the hub's one integration today.
-SYNC_INTEGRATION = INTEGRATION_TYPE
 CUSTOMERS_PER_PAGE = 20
 INTEGRATIONS_PER_PAGE = 50
 RECENT_ACTIVITY = 10
@@ -85,8 +83,9 @@ def _next_url(request: HttpRequest, default: str) -> str:
 
 
 def _dashboard_context() -> dict:
-    counts = selectors.customer_sync_counts(integration_type=SYNC_INTEGRATION)
-    recent = selectors.customer_list(integration_type=SYNC_INTEGRATION, ordering="-updated_at")[:RECENT_ACTIVITY]
+    integration = customer_integration()
+    counts = selectors.customer_sync_counts(integration_type=integration)
+    recent = selectors.customer_list(integration_type=integration, ordering="-updated_at")[:RECENT_ACTIVITY]
     totals = [{"key": "customers", "label": "Customers", "colour": "primary", "value": counts["customers"]}] + [
         {"key": status, "label": status_label(status), "colour": STATUS_COLOURS[status], "value": counts[status]}
         for status in selectors.CUSTOMER_SYNC_STATUS_VALUES
@@ -95,6 +94,9 @@ def _dashboard_context() -> dict:
         "counts": counts,
         "totals": totals,
         "chart": status_chart(counts),
+        "by_type": selectors.catalog_sync_counts_by_type(integration_type=integration),
+        "statuses": selectors.CUSTOMER_SYNC_STATUSES,
+        "integration_label": integration_label(integration),
         "recent": recent,
         "updated_at": timezone.now(),
     }
@@ -118,6 +120,7 @@ def stats(request: HttpRequest) -> JsonResponse:
             "updated_at": context["updated_at"].isoformat(),
             "chart_html": render_to_string("console/_chart.html", context, request=request),
             "recent_html": render_to_string("console/_recent.html", context, request=request),
+            "by_type_html": render_to_string("console/_by_type.html", context, request=request),
         }
     )
 
@@ -154,7 +157,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     sort = _customer_sort(request)
     field = CUSTOMER_SORTS[sort.lstrip("-")]
     customers = selectors.customer_list(
-        integration_type=SYNC_INTEGRATION,
+        integration_type=customer_integration(),
         search=search,
         status=status,
         ordering=f"-{field}" if sort.startswith("-") else field,
@@ -186,7 +189,7 @@ def customer_statuses(request: HttpRequest) -> HttpResponse:
     except ValueError:
         return HttpResponseBadRequest("ids: comma-separated integers")
     ids = [value for value in ids if item_id_in_range(value)]  # no customer has another; the look-up overflows
-    statuses = selectors.customer_sync_statuses(integration_type=SYNC_INTEGRATION, ids=ids)
+    statuses = selectors.customer_sync_statuses(integration_type=customer_integration(), ids=ids)
     return JsonResponse(
         {
             "statuses": {
@@ -222,7 +225,7 @@ def _customer_form_view(request: HttpRequest, customer: Customer | None) -> Http
         # 200 like any re-rendered Django form: browsers log 4xx fetches as console errors.
         # The modal tells the outcomes apart by type: HTML is the form again, JSON is saved.
         return _customer_form_response(request, form)
-    messages.success(request, f"Customer “{saved}” {'saved' if customer else 'created'}; syncing to Stripe.")
+    messages.success(request, f"Customer “{saved}” {'saved' if customer else 'created'}; syncing.")
     if _is_fetch(request):
         return JsonResponse({"id": saved.pk}, status=200 if customer else 201)
     return redirect(_next_url(request, reverse("console:customer-list")))

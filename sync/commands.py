@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
-from .tasks import Task
+from .integrations import integration_named, worker_group
 from .worker import TooManyConsecutiveErrors, Worker
 
 logger = logging.getLogger(__name__)
@@ -25,20 +25,32 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-class WorkerCommand(BaseCommand):
-    """A thin command around `sync.worker.Worker`; subclasses say which tasks and group."""
+class IntegrationWorkerCommand(BaseCommand):
+    """A thin command around `sync.worker.Worker` running one integration's tasks of one
+    direction, as its contract declares them (`sync.integrations`); subclasses name both."""
 
-    group_id: str = ""
-
-    def get_tasks(self) -> list[Task]:
-        raise NotImplementedError
+    integration: str = ""
+    direction: str = ""
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--group-id", default=self.group_id, help="Kafka consumer group (default: %(default)s)")
+        parser.add_argument(
+            "--type", dest="catalog_types", action="append", default=[],
+            help="only this catalog type (repeatable; default: every type the integration syncs)",
+        )
+        parser.add_argument(
+            "--group-id", default="", help="Kafka consumer group (default: synchub-<integration>[-<types>]-<direction>)"
+        )
         parser.add_argument("--max-messages", type=int, default=None, help="exit after this many messages")
 
-    def handle(self, *args, group_id: str, max_messages: int | None, **options) -> None:
-        worker = Worker(tasks=self.get_tasks(), group_id=group_id)
+    def handle(self, *args, catalog_types: list[str], group_id: str, max_messages: int | None, **options) -> None:
+        integration = integration_named(self.integration)
+        tasks = integration.tasks(direction=self.direction, catalog_types=catalog_types)
+        if not tasks:
+            raise CommandError(f"{integration.name} has no {self.direction} task for {catalog_types or 'any type'}")
+        group_id = group_id or worker_group(
+            integration=integration.name, direction=self.direction, catalog_type="-".join(sorted(catalog_types))
+        )
+        worker = Worker(tasks=tasks, group_id=group_id)
         stop_on_signals(worker.stop)
         try:
             worker.run(max_messages=max_messages)

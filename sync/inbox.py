@@ -39,6 +39,41 @@ class _Earlier:
     deleted: bool = False
 
 
+def inbox_skip_reason(
+    event: IncomingEvent,
+    *,
+    seen: bool,
+    tombstoned: str | None,
+    latest: datetime | None,
+    deleted_earlier: bool,
+    source: str,
+) -> str | None:
+    """The inbox's decision, pure: why `event` is not to be applied (the audit trail's action),
+    or None to apply it. `seen`: its id was handled before; `tombstoned`: why a live tombstone
+    of its object ignores it; `latest`: when the newest event handled for its object happened;
+    `deleted_earlier`: a delete of its object was handled."""
+    if seen:
+        return "duplicate"
+    if tombstoned is not None:
+        return tombstoned
+    if deleted_earlier and not event.deletes:
+        return f"ignored: deleted in {source.title()}"
+    if event.occurred_at is not None and latest is not None and event.occurred_at < latest:
+        return "ignored: stale"
+    return None
+
+
+def payload_ambiguous(
+    occurred_at: datetime | None, *, latest: datetime | None, last_pushed_at: datetime | None
+) -> bool:
+    """Whether a payload of `occurred_at` may be older than its object's state now, pure:
+    external timestamps are whole seconds, so an event of the same second as the newest one
+    handled (`latest`) or as our own last write there (`last_pushed_at`) may predate them."""
+    if occurred_at is None or (latest is not None and occurred_at <= latest):
+        return True
+    return last_pushed_at is not None and occurred_at <= last_pushed_at
+
+
 class Inbox:
     """The inbox's state for one batch of events of `source` (distinct objects)."""
 
@@ -83,25 +118,22 @@ class Inbox:
 
     def skip_reason(self, event: IncomingEvent) -> str | None:
         """The audit trail's action when the event is not to be applied, else None."""
-        if event.event_id in self._seen:
-            return "duplicate"
         tombstone = self.tombstone_of(event)
-        if tombstone is not None:
-            return tombstone_ignored(tombstone)
         earlier = self._earlier.get(event.object_id, _Earlier())
-        if earlier.deleted and not event.deletes:
-            return f"ignored: deleted in {self.source.title()}"
-        if event.occurred_at is not None and earlier.latest is not None and event.occurred_at < earlier.latest:
-            return "ignored: stale"
-        return None
+        return inbox_skip_reason(
+            event,
+            seen=event.event_id in self._seen,
+            tombstoned=tombstone_ignored(tombstone) if tombstone is not None else None,
+            latest=earlier.latest,
+            deleted_earlier=earlier.deleted,
+            source=self.source,
+        )
 
     def is_ambiguous(self, event: IncomingEvent, *, last_pushed_at: datetime | None) -> bool:
         """Whether the payload may be older than the object's state now (`last_pushed_at`: when
-        we last wrote the object there): external timestamps are whole seconds."""
+        we last wrote the object there)."""
         latest = self._earlier.get(event.object_id, _Earlier()).latest
-        if event.occurred_at is None or (latest is not None and event.occurred_at <= latest):
-            return True
-        return last_pushed_at is not None and event.occurred_at <= last_pushed_at
+        return payload_ambiguous(event.occurred_at, latest=latest, last_pushed_at=last_pushed_at)
 
     def mark_handled(self, event: IncomingEvent) -> None:
         """The event was applied (or deliberately ignored): it must not be applied again."""

@@ -36,6 +36,19 @@ EXTERNAL_REQUESTS = Histogram(
 LAG_CACHE_SECONDS = 10.0
 
 
+def external_request_observe(*, integration: str, method: str, status: int | None, seconds: float) -> None:
+    """Count one HTTP request to an external system in `synchub_external_request_seconds`, by
+    outcome: ok, 429 (rate limited, told apart from other refusals: the alert on throttling
+    reads it), 4xx, 5xx, or network_error (`status` None: no answer)."""
+    if status is None:
+        outcome = "network_error"
+    elif status < 400:
+        outcome = "ok"
+    else:
+        outcome = "429" if status == 429 else f"{status // 100}xx"
+    EXTERNAL_REQUESTS.labels(integration=integration, method=method.upper(), outcome=outcome).observe(seconds)
+
+
 class SyncStateCollector(Collector):
     """Outbox backlog and consumer lag, read when scraped (lag cached briefly)."""
 

@@ -1,8 +1,8 @@
 """Reconciliation: compare the catalog with an external system and repair the differences
 through the normal sync paths (outward tasks, inward tasks), never a side channel.
 
-Integrations register a `Reconciler` factory (`register_reconciler`); `manage.py sync_reconcile`
-runs them.
+Integrations declare a `Reconciler` factory per catalog model in their contract
+(`sync.integrations.CatalogSync.reconciler`); `manage.py sync_reconcile` runs them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-MISSING_REMOTE = "missing_remote"  # local customer the external system does not have
-MISSING_LOCAL = "missing_local"  # external customer the catalog does not have
+MISSING_REMOTE = "missing_remote"  # local item the external system does not have
+MISSING_LOCAL = "missing_local"  # external item the catalog does not have
 FIELD_DIFF = "field_diff"  # linked, but fields differ
 ORPHAN_MAPPING = "orphan_mapping"  # mapping to an external id that no longer exists
-DUPLICATE_REMOTE = "duplicate_remote"  # several external customers for one local one / one email
+DUPLICATE_REMOTE = "duplicate_remote"  # several external items for one local one (or one email)
 KINDS = (MISSING_REMOTE, MISSING_LOCAL, FIELD_DIFF, ORPHAN_MAPPING, DUPLICATE_REMOTE)
 REPAIRABLE = frozenset({MISSING_REMOTE, MISSING_LOCAL, FIELD_DIFF, ORPHAN_MAPPING})
 
@@ -35,17 +35,6 @@ class Reconciler(Protocol):
     def repair(self, differences: list[Difference]) -> int:
         """Enqueue the repair of each repairable difference; return how many were enqueued."""
         ...
-
-
-_reconcilers: dict[str, Callable[..., Reconciler]] = {}
-
-
-def register_reconciler(integration_type: str, factory: Callable[..., Reconciler]) -> None:
-    _reconcilers[integration_type] = factory
-
-
-def reconcilers() -> dict[str, Callable[..., Reconciler]]:
-    return dict(_reconcilers)
 
 
 def summarize(differences: list[Difference]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """A small Celery-style task layer over Kafka.
 
-    @task(name="stripe.push_customer", topic="customer_outward_sync", key="item_id")
+    @task(name="stripe.push_customer", topic="stripe_customer_outward", key="item_id")
     def push_customer(*, item_id: int, action: str) -> None: ...
 
     push_customer.delay(item_id=1, action="upsert")  # in the caller's transaction, via the outbox

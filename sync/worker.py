@@ -171,11 +171,14 @@ class Worker:
 
     def _pause_if_early(self, consumer, partition: TopicPartition, record) -> bool:
         try:
-            not_before = TaskMessage.decode(record.value).not_before
-        except ValueError:
+            message = TaskMessage.decode(record.value)
+        except (ValueError, TypeError):
             return False
-        if not_before <= time.time():
+        # Another worker's retry (a task this worker does not run) is skipped, never waited for:
+        # pausing on it would hold up this worker's own retries behind it.
+        if message.task not in self.tasks or message.not_before <= time.time():
             return False
+        not_before = message.not_before
         consumer.pause(partition)
         consumer.seek(partition, record.offset)
         self._paused_until[partition] = not_before

@@ -3,37 +3,40 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from django.conf import settings
 from pythonjsonlogger.json import JsonFormatter as JsonFormatterBase
 
-# Stripe keys and signing secrets have recognisable shapes; redact them wherever they appear.
-SECRET_PATTERN = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z_]{4,}|\bwhsec_[0-9A-Za-z_]{4,}")
 REDACTED = "[redacted]"
 
 
 def _configured_secrets() -> list[str]:
+    # Imported here: logging is configured before the apps (and the integrations' contracts) load.
+    from sync.integrations import configured_secrets
+
     values = [
         getattr(settings, "SECRET_KEY", ""),
-        getattr(settings, "STRIPE_API_KEY", ""),
-        # Several while one is rotated, comma-separated.
-        *getattr(settings, "STRIPE_WEBHOOK_SECRET", "").split(","),
         settings.DATABASES["default"].get("PASSWORD", "") if settings.configured else "",
+        *configured_secrets(),
     ]
     return [value for value in values if value and len(value) >= 6]
 
 
 def redact(text: str) -> str:
+    """`text` without the configured secrets, nor anything shaped like an integration's secrets
+    (each integration's contract declares both)."""
+    from sync.integrations import secret_pattern
+
     for secret in _configured_secrets():
         text = text.replace(secret, REDACTED)
-    return SECRET_PATTERN.sub(REDACTED, text)
+    pattern = secret_pattern()
+    return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Replaces configured secrets (Django's SECRET_KEY, Stripe keys, the database password) and
-    anything shaped like a Stripe key in the message; the formatters below do the same for
-    exception text."""
+    """Replaces configured secrets (Django's SECRET_KEY, the database password, each
+    integration's keys) and anything shaped like an integration's secret in the message; the
+    formatters below do the same for exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

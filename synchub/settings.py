@@ -218,10 +218,11 @@ SPECTACULAR_SETTINGS = {
         "SyncStatusEnum": "catalog.models.SyncStatus",
         "BulkRowStatusEnum": ["created", "updated", "error"],
     },
-    # Integrations' webhooks are plain Django views; each documents its own endpoint here.
+    # Integrations' webhooks are plain Django views; each documents its own endpoint through
+    # its contract (sync/integrations.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "integrations.stripe.openapi.document_webhook",
+        "sync.integrations.document_integrations",
         "synchub.openapi.document_error_responses",
     ],
 }
@@ -357,7 +358,7 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 # ~200 ms each, would cap a worker at ~5 changes/s against the real API).
 STRIPE_WORKER_CONCURRENCY = env.int("STRIPE_WORKER_CONCURRENCY", default=8)
 # Client-side limit on Stripe API requests per second, per process (0 = unlimited); see
-# integrations/stripe/ratelimit.py. Stripe allows about 100/s in live mode and 25/s in test mode.
+# sync/ratelimit.py. Stripe allows about 100/s in live mode and 25/s in test mode.
 STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=0)
 # Stripe reads of `manage.py sync_reconcile` per second (Stripe allows about 25/s with test keys).
 STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND", default=25)

@@ -2,13 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from sync.integrations import webhook_urlpatterns
 from sync.views import health, metrics
 from synchub.docs import SwaggerUIView
 
 urlpatterns = [
-    # First: the busiest endpoint (Stripe's webhook storms) should not be tried against every
-    # other pattern before it matches.
-    path("webhooks/", include("integrations.stripe.urls")),
+    # First: the busiest endpoints (webhook storms) should not be tried against every other
+    # pattern before they match. Each integration brings its own (its contract's webhook_urls).
+    path("webhooks/", include(webhook_urlpatterns())),
     path("", include("console.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("catalog.urls")),

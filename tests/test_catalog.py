@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def outward_events(item_id: int) -> list[dict]:
     return [
         row.payload
-        for row in OutboxMessage.objects.filter(topic="customer_outward_sync", key=str(item_id)).order_by("id")
+        for row in OutboxMessage.objects.filter(topic="stripe_customer_outward", key=str(item_id)).order_by("id")
     ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from catalog.models import CatalogIntegration, Customer, SyncStatus
+from catalog.models import CatalogIntegration, Customer, SyncStatus, catalog_types
 from catalog.services import integration_record_error, integration_record_synced
 from integrations.stripe import INTEGRATION_TYPE
 from sync.models import OutboxMessage
@@ -145,13 +145,19 @@ def test_stats_json_matches_the_database(staff):
     segments = dict(re.findall(r'data-status="(\w+)" data-count="(\d+)"', data["chart_html"]))
     assert segments == {"synced": "4", "pending": "3", "failed": "2", "unsynced": "1"}
     assert data["recent_html"].count("data-customer-id=") == 10
+    # Per catalog type: every type, even one without items, with the same counts.
+    rows = dict(re.findall(r'<tr data-catalog-type="(\w+)">(.*?)</tr>', data["by_type_html"], re.DOTALL))
+    assert set(rows) == {model.catalog_type_name() for model in catalog_types()}
+    assert dict(re.findall(r'data-count="(\w+)">(\d+)<', rows["customer"])) == {
+        "total": "10", "synced": "4", "pending": "3", "failed": "2", "unsynced": "1"
+    }
 
 
 def test_dashboard_shows_totals_chart_and_recent_activity(staff, django_assert_max_num_queries):
     customers = make_mixed_catalog()
     extra = CustomerFactory.create_batch(5)
     # Savepoint, session, user, counts, recent activity, release: whatever the number of customers.
-    with django_assert_max_num_queries(7):  # +1: the permission read
+    with django_assert_max_num_queries(8):  # +1: the permission read; +1: the counts per catalog type
         html = staff.get("/").content.decode()
     assert re.search(r'data-stat="customers">15<', html) and re.search(r'data-stat="failed">2<', html)
     assert re.search(r'data-stat="unsynced">1<', html)
@@ -524,7 +530,7 @@ def test_admin_customer_list_shows_and_filters_sync_status(admin_client_, django
     CustomerFactory.create_batch(20)
     with django_assert_max_num_queries(12):
         html = admin_client_.get("/admin/catalog/customer/").content.decode()
-    assert "Stripe sync" in html and ">Failed</strong>" in html and ">Unsynced</strong>" in html
+    assert "Sync status" in html and ">Failed</strong>" in html and ">Unsynced</strong>" in html
     failed_only = admin_client_.get("/admin/catalog/customer/?sync_status=failed").content.decode()
     assert failed_only.count(">Failed</strong>") == 2 and ">Synced</strong>" not in failed_only
     assert str(customers["failed"][0].email) in failed_only

@@ -97,7 +97,7 @@ def test_stripe_changes_reach_the_catalog_without_ping_pong(hub):
     assert hub.api("GET", f"/api/customers/{local['id']}").json()["name"] == "Grace Hopper"
     outward = hub.db.scalar(
         "SELECT COUNT(*) FROM sync_outboxmessage WHERE topic = %s AND key = %s",
-        ("customer_outward_sync", str(local["id"])),
+        ("stripe_customer_outward", str(local["id"])),
     )
     assert outward == 0
     assert len(hub.customers_with_email(email)) == 1

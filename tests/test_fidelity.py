@@ -445,11 +445,11 @@ def test_catch_up_hands_on_missed_events_once(kafka, stripe_sandbox, monkeypatch
     monkeypatch.setattr(events, "WEBHOOK_GRACE_SECONDS", 0)
     created = stripe_sandbox.v1.customers.create(params={"name": "Missed", "email": f"m-{uuid.uuid4().hex[:6]}@x.io"})
     stripe_sandbox.v1.customers.update(created.id, params={"name": "Missed twice"})
-    before = len(read_topic("customer_inward_sync", expected=0, timeout=2))
+    before = len(read_topic("stripe_customer_inward", expected=0, timeout=2))
     handed: dict[str, int] = {}
     assert events.stripe_events_catch_up(handed_before=handed) == 2
     assert events.stripe_events_catch_up(handed_before=handed) == 0  # already handed on
-    messages = [json.loads(r.value) for r in read_topic("customer_inward_sync", expected=before + 2, timeout=10)]
+    messages = [json.loads(r.value) for r in read_topic("stripe_customer_inward", expected=before + 2, timeout=10)]
     mine = [m["kwargs"] for m in messages if m["kwargs"]["stripe_customer_id"] == created.id]
     assert [m["event_type"] for m in mine] == ["customer.created", "customer.updated"]
     # Applied (in the inbox): a fresh catch-up does not hand them on either.

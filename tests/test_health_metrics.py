@@ -84,7 +84,7 @@ def test_metrics_expose_outbox_backlog_publishing_and_lag(kafka):
     assert relay_batch() == 3
     text = Client().get("/metrics").content.decode()
     assert "synchub_outbox_backlog 0.0" in text
-    assert 'synchub_events_published_total{topic="customer_outward_sync"}' in text
+    assert 'synchub_events_published_total{topic="stripe_customer_outward"}' in text
     assert "# TYPE synchub_consumer_lag gauge" in text
     assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
     sync_kafka.reset_producer()

@@ -150,13 +150,13 @@ def test_other_integrations_hear_every_change_applied_in_a_batch():
     other = Task(name="tests.other_push", topic="other_outward", func=lambda **kwargs: None, key="item_id")
     outward.register_outward_sync(model=Customer, integration_type="other", task=other)
     try:
-        before = OutboxMessage.objects.filter(topic="customer_outward_sync").count()
+        before = OutboxMessage.objects.filter(topic="stripe_customer_outward").count()
         stripe_events_apply(renames("o", 3, created=next_event_second()))
         heard = OutboxMessage.objects.filter(topic="other_outward")
         assert sorted(int(message.key) for message in heard) == sorted(
             mapping_of_remote(f"cus_o{index}").pk for index in range(3)
         )
-        assert OutboxMessage.objects.filter(topic="customer_outward_sync").count() == before
+        assert OutboxMessage.objects.filter(topic="stripe_customer_outward").count() == before
     finally:
         outward._routes[Customer] = [r for r in outward._routes[Customer] if r.integration_type != "other"]
 

@@ -195,7 +195,7 @@ def test_web_workers_connect_to_kafka_as_they_start(tmp_path):
             client = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
             try:
                 deadline = time.monotonic() + 30
-                while "customer_inward_sync" not in client.topics():
+                while "stripe_customer_inward" not in client.topics():
                     assert time.monotonic() < deadline, "the web workers never created their topics"
                     time.sleep(0.1)
             finally:

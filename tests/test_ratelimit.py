@@ -1,6 +1,6 @@
 """The client-side Stripe rate limit: a token bucket, on a fake clock (no real sleeps)."""
 
-from integrations.stripe.ratelimit import TokenBucket
+from sync.ratelimit import TokenBucket
 
 
 class FakeClock:

@@ -64,7 +64,7 @@ def apply(event_type: str, remote: dict, event_id: str | None = None, created: i
 
 
 def outward_events() -> int:
-    return OutboxMessage.objects.filter(topic="customer_outward_sync").count()
+    return OutboxMessage.objects.filter(topic="stripe_customer_outward").count()
 
 
 # --- Outward ---------------------------------------------------------------------------------
@@ -521,7 +521,7 @@ def test_a_local_delete_while_a_create_is_recorded_deletes_it_in_stripe_too():
 
     deletes = [
         message.payload
-        for message in OutboxMessage.objects.filter(topic="customer_outward_sync")
+        for message in OutboxMessage.objects.filter(topic="stripe_customer_outward")
         if message.payload.get("kwargs", {}).get("action") == "delete"
     ]
     assert [payload["kwargs"]["external_id"] for payload in deletes] == ["cus_race"], deletes

@@ -25,7 +25,7 @@ def post(body: bytes, signature: str | None):
 
 
 def inward_messages(expected: int) -> list[TaskMessage]:
-    return [TaskMessage.decode(r.value) for r in read_topic("customer_inward_sync", expected=expected, timeout=5)]
+    return [TaskMessage.decode(r.value) for r in read_topic("stripe_customer_inward", expected=expected, timeout=5)]
 
 
 def test_signed_customer_event_is_put_on_kafka(kafka, webhook_secret):
@@ -108,7 +108,7 @@ def test_kafka_down_the_event_is_kept_in_the_outbox_before_the_2xx(kafka, webhoo
     response = post(body, stripe_signature(body, webhook_secret))
     assert response.status_code == 200
     [row] = OutboxMessage.objects.all()
-    assert row.topic == "customer_inward_sync" and row.key == "cus_o"
+    assert row.topic == "stripe_customer_inward" and row.key == "cus_o"
     assert row.payload["kwargs"]["event_id"] == "evt_o"
 
 

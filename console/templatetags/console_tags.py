@@ -2,7 +2,9 @@ from django import template
 from django.forms import BoundField
 from django.utils.html import format_html
 
+from catalog.models import CatalogIntegration, Customer
 from console.presentation import status_badge_class, status_label
+from sync.integrations import external_url, integration_label, integrations_for
 
 register = template.Library()
 
@@ -34,3 +36,21 @@ def described_by(field: BoundField) -> str:
     shown = {"error": field.errors, "help": field.help_text}
     ids = [f"{field.id_for_label}-{part}" for part, present in shown.items() if present]
     return format_html('aria-describedby="{}"', " ".join(ids)) if ids else ""
+
+
+@register.simple_tag
+def synced_with(model: type = Customer) -> str:
+    """The systems `model`'s items are synced with, for the sentences staff read ("Stripe")."""
+    return " and ".join(integration.label for integration in integrations_for(model)) or "no other system"
+
+
+@register.filter
+def integration_name(name: str) -> str:
+    """An integration's label (its contract's), e.g. "stripe" -> "Stripe"."""
+    return integration_label(name)
+
+
+@register.filter
+def external_link(mapping: CatalogIntegration) -> str:
+    """The mapped item's page in its system's dashboard, or an empty string."""
+    return external_url(mapping) or ""

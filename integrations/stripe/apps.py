@@ -7,16 +7,8 @@ class StripeIntegrationConfig(AppConfig):
     verbose_name = "Stripe integration"
 
     def ready(self) -> None:
-        from catalog.models import Customer
-        from sync.health import register_health_check
-        from sync.outward import register_outward_sync
-        from sync.reconcile import register_reconciler
+        from sync.integrations import register_integration
 
-        from . import INTEGRATION_TYPE
-        from .health import stripe_reachable
-        from .reconcile import StripeReconciler
-        from .tasks import push_customer_to_stripe
+        from .contract import STRIPE
 
-        register_outward_sync(model=Customer, integration_type=INTEGRATION_TYPE, task=push_customer_to_stripe)
-        register_health_check(INTEGRATION_TYPE, stripe_reachable)
-        register_reconciler(INTEGRATION_TYPE, StripeReconciler)
+        register_integration(STRIPE)

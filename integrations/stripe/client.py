@@ -9,10 +9,10 @@ import stripe
 from django.conf import settings
 from requests.structures import CaseInsensitiveDict
 
-from sync.metrics import EXTERNAL_REQUESTS
+from sync.metrics import external_request_observe
+from sync.ratelimit import TokenBucket, shared_bucket
 
 from . import INTEGRATION_TYPE
-from .ratelimit import TokenBucket, shared_bucket
 
 if TYPE_CHECKING:
     import pycurl
@@ -90,14 +90,13 @@ class StripeHttpClient(stripe.HTTPClient):
         if self.bucket is not None:
             self.bucket.acquire()
         started = time.monotonic()
-        outcome = "network_error"
+        status = None
         try:
             content, status, response_headers = self._transfer(method, url, headers, post_data)
-            outcome = "ok" if status < 400 else str(status) if status == 429 else f"{status // 100}xx"
             return content, status, response_headers
         finally:
-            EXTERNAL_REQUESTS.labels(integration=INTEGRATION_TYPE, method=method.upper(), outcome=outcome).observe(
-                time.monotonic() - started
+            external_request_observe(
+                integration=INTEGRATION_TYPE, method=method, status=status, seconds=time.monotonic() - started
             )
 
     def _transfer(self, method: str, url: str, headers: Mapping[str, str], post_data) -> tuple[bytes, int, CaseInsensitiveDict]:

@@ -14,10 +14,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from sync.models import InboxEvent
+from sync.ratelimit import shared_bucket
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
-from .ratelimit import shared_bucket
 
 logger = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from sync.reconcile import (
     ORPHAN_MAPPING,
     Difference,
 )
+from sync.ratelimit import TokenBucket
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
 from .apply_one import local_id_of
 from .fields import compared_values, inward_values
-from .ratelimit import TokenBucket
 
 PAGE_SIZE = 100
 

@@ -4,17 +4,18 @@ import uuid
 from typing import Any
 
 from sync.audit import SyncResult
+from sync.integrations import INWARD, OUTWARD, sync_topic
 from sync.tasks import TaskMessage, task
 
 from . import INTEGRATION_TYPE
 from .apply import stripe_event_apply, stripe_events_apply
 from .push import customer_push, customer_push_failed, customers_push
 
-OUTWARD_TOPIC = "customer_outward_sync"
-INWARD_TOPIC = "customer_inward_sync"
+CUSTOMER_OUTWARD_TOPIC = sync_topic(integration=INTEGRATION_TYPE, catalog_type="customer", direction=OUTWARD)
+CUSTOMER_INWARD_TOPIC = sync_topic(integration=INTEGRATION_TYPE, catalog_type="customer", direction=INWARD)
 
 
-@task(name="stripe.push_customer", topic=OUTWARD_TOPIC, key="item_id", direction="outward", integration=INTEGRATION_TYPE)
+@task(name="stripe.push_customer", topic=CUSTOMER_OUTWARD_TOPIC, key="item_id", direction=OUTWARD, integration=INTEGRATION_TYPE)
 def push_customer_to_stripe(
     *, item_id: int, action: str, event_id: str, external_id: str | None = None, full: bool = False
 ) -> SyncResult:
@@ -40,7 +41,7 @@ def _push_replayed(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keyed by the Stripe customer id, so one customer's events are applied in the order received.
-@task(name="stripe.apply_event", topic=INWARD_TOPIC, key="stripe_customer_id", direction="inward",
+@task(name="stripe.apply_event", topic=CUSTOMER_INWARD_TOPIC, key="stripe_customer_id", direction=INWARD,
       integration=INTEGRATION_TYPE)
 def apply_stripe_event(
     *, event_id: str, event_type: str, stripe_customer_id: str, customer: dict[str, Any], created: int | None = None

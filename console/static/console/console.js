@@ -59,6 +59,7 @@
       }
       dashboard.querySelector("[data-chart]").innerHTML = data.chart_html;
       dashboard.querySelector("[data-recent]").innerHTML = data.recent_html;
+      dashboard.querySelector("[data-by-type]").innerHTML = data.by_type_html;
       const updated = dashboard.querySelector("[data-updated-at]");
       updated.dateTime = data.updated_at;
       updated.textContent = data.updated_at.substring(11, 19);

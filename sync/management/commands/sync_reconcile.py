@@ -3,32 +3,47 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sync.reconcile import KINDS, REPAIRABLE, Difference, reconcilers, summarize
+from sync.integrations import integrations, reconcilers
+from sync.reconcile import KINDS, REPAIRABLE, Difference, summarize
 
 
 class Command(BaseCommand):
     help = (
-        "Compare the catalog with an integration (all customers on both sides) and report missing "
-        "items, field differences, orphan mappings and duplicates; without --dry-run, repair them "
+        "Compare the catalog with an integration (every item of each catalog type it syncs, on both "
+        "sides) and report missing items, field differences, orphan mappings and duplicates; "
+        "without --dry-run, repair them "
         "through the normal sync path and wait for the workers to apply the repairs. Exits 1 while "
         "differences remain."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="report only")
-        parser.add_argument("--integration", choices=sorted(reconcilers()), help="default: every integration")
+        parser.add_argument(
+            "--integration", choices=[integration.name for integration in integrations()],
+            help="default: every integration",
+        )
+        parser.add_argument(
+            "--type", dest="catalog_type", choices=sorted({catalog_type for _, catalog_type in reconcilers()}),
+            help="only this catalog type (default: every type the integration syncs)",
+        )
         parser.add_argument(
             "--only", choices=KINDS, action="append", help="only these kinds of difference (repeatable)"
         )
         parser.add_argument("--rate-limit", type=float, help="external requests per second (default: setting)")
         parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for repairs to apply")
 
-    def handle(self, *args, dry_run: bool, integration: str | None, only: list[str] | None,
-               rate_limit: float | None, wait: float, verbosity: int, **options) -> None:
-        names = [integration] if integration else sorted(reconcilers())
+    def handle(self, *args, dry_run: bool, integration: str | None, catalog_type: str | None,
+               only: list[str] | None, rate_limit: float | None, wait: float, verbosity: int, **options) -> None:
+        chosen = [
+            (pair, factory) for pair, factory in reconcilers().items()
+            if (integration is None or pair[0] == integration) and (catalog_type is None or pair[1] == catalog_type)
+        ]
+        if not chosen:
+            raise CommandError("nothing to reconcile: no integration syncs that catalog type")
         remaining = 0
-        for name in names:
-            reconciler = reconcilers()[name](rate_limit=rate_limit)
+        for (integration_name, type_name), factory in chosen:
+            name = f"{integration_name} {type_name}"
+            reconciler = factory(rate_limit=rate_limit)
             started = time.monotonic()
             differences = self._compare(reconciler, only)
             self._report(name, differences, time.monotonic() - started, verbosity)

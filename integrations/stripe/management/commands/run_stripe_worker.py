@@ -1,11 +1,11 @@
-from integrations.stripe.tasks import push_customer_to_stripe
-from sync.commands import WorkerCommand
-from sync.tasks import Task
+from sync.commands import IntegrationWorkerCommand
+from sync.integrations import OUTWARD
 
 
-class Command(WorkerCommand):
-    help = "Push local catalog changes to Stripe (consumes customer_outward_sync)."
-    group_id = "synchub-stripe-outward"
-
-    def get_tasks(self) -> list[Task]:
-        return [push_customer_to_stripe]
+class Command(IntegrationWorkerCommand):
+    help = (
+        "Push local catalog changes to Stripe: "
+        "the same as run_sync_worker --integration stripe --direction outward."
+    )
+    integration = "stripe"
+    direction = OUTWARD

@@ -3,19 +3,18 @@
     bucket = TokenBucket(25)      # 25 requests per second on average
     bucket.acquire()              # blocks until the request may go
 
-The Stripe client takes a token before each HTTP request (`client.py`), so a worker stays under
-Stripe's per-account limits instead of collecting 429s; reconciliation jobs can share the same
-bucket. The limit is per process: N processes with the same key share Stripe's budget, so give
-each `STRIPE_RATE_LIMIT_PER_SECOND / N`.
+An integration's HTTP client takes a token before each request (Stripe's: its `client.py`), so a
+worker stays under the system's limits instead of collecting 429s; reconciliation jobs can share
+the same bucket. The limit is per process: N processes with one API key share its budget, so give
+each a limit of 1/N of it (e.g. `STRIPE_RATE_LIMIT_PER_SECOND`).
 """
 
 from __future__ import annotations
 
-from functools import cache
-
 import threading
 import time
 from collections.abc import Callable
+from functools import cache
 
 
 class TokenBucket:
