@@ -68,7 +68,7 @@ def stripe_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Excep
         merged: list[_Merged] = []
         one_by_one: list[int] = []
         for index, (event, raw) in enumerate(zip(incoming, events)):
-            skipped = _skipped(event, inbox)
+            skipped = event_skip_result(event, inbox)
             if skipped is not None:
                 outcomes[index] = skipped
                 continue
@@ -113,7 +113,7 @@ class _Merged:
     outcome: MergeOutcome
 
 
-def _skipped(event: IncomingEvent, inbox: Inbox) -> SyncResult | None:
+def event_skip_result(event: IncomingEvent, inbox: Inbox) -> SyncResult | None:
     """The result of an event not to apply (a repeat, stale, about something deleted), marked
     handled unless a repeat; None for an event to apply. Writes nothing."""
     reason = inbox.skip_reason(event)

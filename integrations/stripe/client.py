@@ -1,9 +1,11 @@
+import hashlib
+import json
 import os
 import threading
 import time
 from functools import cache
 from io import BytesIO
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import stripe
 from django.conf import settings
@@ -178,6 +180,14 @@ def stripe_client() -> stripe.StripeClient:
         # Pinned, so a change of the account's default version cannot change what we read.
         stripe_version=settings.STRIPE_API_VERSION or None,
     )
+
+
+def idempotency_options(event_id: str, action: str, params: dict[str, Any] | None = None) -> dict[str, str]:
+    """The request options of a Stripe write: an idempotency key derived from our event (a
+    redelivered message repeats the call safely) and, for updates, from what is sent: Stripe
+    refuses a key reused with other parameters."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12] if params else ""
+    return {"idempotency_key": f"synchub-{event_id}-{action}{'-' + digest if digest else ''}"}
 
 
 def stripe_webhook_secrets() -> list[str]:

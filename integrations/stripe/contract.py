@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from catalog.models import CatalogIntegration, Customer
+from catalog.models import CatalogIntegration, Customer, Invoice
 from sync.integrations import CatalogSync, Integration
 
 from . import INTEGRATION_TYPE
 from .client import stripe_webhook_secrets
 from .health import stripe_reachable
 from .openapi import document_webhook
+from .invoice_reconcile import StripeInvoiceReconciler
 from .reconcile import StripeReconciler
-from .tasks import apply_stripe_event, push_customer_to_stripe
+from .tasks import apply_stripe_event, apply_stripe_invoice_event, push_customer_to_stripe, push_invoice_to_stripe
 
 # The shapes of Stripe's keys and webhook signing secrets, redacted wherever they appear.
 SECRET_PATTERNS = (r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z_]{4,}", r"\bwhsec_[0-9A-Za-z_]{4,}")
@@ -41,6 +42,12 @@ STRIPE = Integration(
     syncs=(
         CatalogSync(
             model=Customer, outward=push_customer_to_stripe, inward=apply_stripe_event, reconciler=StripeReconciler
+        ),
+        CatalogSync(
+            model=Invoice,
+            outward=push_invoice_to_stripe,
+            inward=apply_stripe_invoice_event,
+            reconciler=StripeInvoiceReconciler,
         ),
     ),
     health_check=stripe_reachable,

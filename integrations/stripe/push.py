@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from sync.tasks import PermanentTaskError
 from sync.tombstones import DeletedBy, tombstone_record
 
 from . import INTEGRATION_TYPE
-from .client import stripe_client
+from .client import idempotency_options, stripe_client
 from .fields import LOCAL_ID_KEY, PER_KEY_FIELDS, SENT_WHOLE_FIELDS, inward_values, outward_values, stripe_create_params, stripe_params
 
 logger = logging.getLogger(__name__)
@@ -105,7 +103,7 @@ def customers_push(changes: list[dict[str, Any]]) -> list[SyncResult | Exception
     creating = [push for push in upserts if push.customer and not (push.mapping and push.mapping.integration_id)]
     begun = integrations_begin_create(
         integration_type=INTEGRATION_TYPE,
-        keys={push.item_id: _idempotency(push.event_id, "create")["idempotency_key"] for push in creating},
+        keys={push.item_id: idempotency_options(push.event_id, "create")["idempotency_key"] for push in creating},
         mappings=mappings,
     )
     for push in creating:
@@ -243,18 +241,11 @@ def customer_push_failed(*, item_id: int, error: str) -> None:
     integration_record_error(item_id=item_id, integration_type=INTEGRATION_TYPE, error=error, final=True)
 
 
-def _idempotency(event_id: str, action: str, params: dict[str, Any] | None = None) -> dict[str, str]:
-    """Derived from our event (a redelivered message repeats the call safely) and, for updates,
-    from what is sent: Stripe refuses a key reused with other parameters."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12] if params else ""
-    return {"idempotency_key": f"synchub-{event_id}-{action}{'-' + digest if digest else ''}"}
-
-
 def _delete_remote(external_id: str | None, event_id: str) -> bool:
     if not external_id:
         return False
     try:
-        stripe_client().v1.customers.delete(external_id, options=_idempotency(event_id, "delete"))
+        stripe_client().v1.customers.delete(external_id, options=idempotency_options(event_id, "delete"))
     except stripe.InvalidRequestError as exc:
         if not _is_missing(exc):
             raise
@@ -278,7 +269,7 @@ def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: st
         params = stripe_params(changed)
         try:
             stripe_client().v1.customers.update(
-                mapping.integration_id, params=params, options=_idempotency(event_id, "update", params)
+                mapping.integration_id, params=params, options=idempotency_options(event_id, "update", params)
             )
         except stripe.InvalidRequestError as exc:
             if not _is_missing(exc):
@@ -316,7 +307,7 @@ def _create_remote(customer: Customer, event_id: str, *, key: str, resumed: bool
     if stale:
         # An earlier attempt created it with older values.
         params = stripe_params(stale)
-        client.v1.customers.update(remote.id, params=params, options=_idempotency(event_id, "update", params))
+        client.v1.customers.update(remote.id, params=params, options=idempotency_options(event_id, "update", params))
     return _Pushed(
         SyncResult(action="created", item_id=customer.pk, external_id=remote.id),
         confirmed_id=remote.id,

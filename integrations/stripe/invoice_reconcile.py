@@ -1,0 +1,134 @@
+"""Reconciliation of invoices: the catalog's invoices against Stripe's, for customers both sides
+know; repairs go through the invoice tasks, as every other change does."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from catalog.models import CatalogIntegration, Invoice
+from catalog.services import integration_remove
+from sync.outward import request_resync
+from sync.ratelimit import TokenBucket
+from sync.reconcile import FIELD_DIFF, MISSING_LOCAL, MISSING_REMOTE, ORPHAN_MAPPING, Difference
+from sync.tombstones import DeletedBy, tombstone_record, tombstones_alive
+
+from . import INTEGRATION_TYPE
+from .apply_one import local_id_of
+from .client import stripe_client
+from .invoice_fields import local_invoice_values, stripe_invoice_values
+
+PAGE_SIZE = 100
+
+
+class StripeInvoiceReconciler:
+    def __init__(self, *, rate_limit: float | None = None) -> None:
+        rate = settings.STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND if rate_limit is None else rate_limit
+        self.bucket = TokenBucket(rate)
+        self.remote: dict[str, dict[str, Any]] = {}
+
+    def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+        """Every Stripe invoice, a page at a time, within the rate limit."""
+        invoices: dict[str, dict[str, Any]] = {}
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        started = time.monotonic()
+        while True:
+            self.bucket.acquire()
+            page = stripe_client().v1.invoices.list(params=params)
+            for invoice in page.data:
+                invoices[invoice.id] = invoice.to_dict(recursive=True)
+            progress(f"stripe: {len(invoices)} invoices read ({time.monotonic() - started:.1f} s)")
+            if not page.has_more or not page.data:
+                return invoices
+            params = {"limit": PAGE_SIZE, "starting_after": page.data[-1].id}
+
+    def compare(self, *, progress: Callable[[str], None]) -> list[Difference]:
+        self.remote = remote = self.fetch_remote(progress)
+        mappings = {
+            mapping.catalog_item_id: mapping
+            for mapping in CatalogIntegration.objects.filter(integration_type=INTEGRATION_TYPE)
+        }
+        linked_customers = {
+            mapping.integration_id: item_id for item_id, mapping in mappings.items() if mapping.integration_id
+        }
+        tombstones = tombstones_alive(integration_type=INTEGRATION_TYPE)
+        dead_items = set(tombstones.exclude(item_id=None).values_list("item_id", flat=True))
+        dead_remote_ids = set(tombstones.exclude(external_id="").values_list("external_id", flat=True))
+        differences: list[Difference] = []
+        linked: set[str] = set()
+        for invoice in Invoice.objects.non_polymorphic().order_by("id"):
+            mapping = mappings.get(invoice.pk)
+            remote_id = mapping.integration_id if mapping else None
+            if not remote_id:
+                if invoice.pk not in dead_items:
+                    differences.append(Difference(MISSING_REMOTE, invoice.pk, None, "not in Stripe"))
+                continue
+            linked.add(remote_id)
+            if remote_id not in remote:
+                differences.append(Difference(ORPHAN_MAPPING, invoice.pk, remote_id, "Stripe invoice gone"))
+                continue
+            ours, theirs = local_invoice_values(invoice), stripe_invoice_values(remote[remote_id])
+            changed = [f"{name}: {ours[name]!r} here, {theirs[name]!r} in Stripe" for name in ours if ours[name] != theirs[name]]
+            if changed:
+                differences.append(Difference(FIELD_DIFF, invoice.pk, remote_id, "; ".join(changed)))
+        for remote_id, invoice in remote.items():
+            if remote_id in linked or remote_id in dead_remote_ids or local_id_of(invoice) in dead_items:
+                continue
+            if str(invoice.get("customer")) not in linked_customers:
+                continue  # a customer the catalog does not sync: its invoices are not ours either
+            differences.append(Difference(MISSING_LOCAL, None, remote_id, f"{invoice.get('number') or remote_id} not here"))
+        return differences
+
+    def repair(self, differences: list[Difference]) -> int:
+        from .tasks import apply_stripe_invoice_event
+
+        enqueued = 0
+        for difference in differences:
+            if difference.kind == ORPHAN_MAPPING:
+                with transaction.atomic():
+                    integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
+                    tombstone_record(
+                        integration_type=INTEGRATION_TYPE,
+                        deleted_by=DeletedBy.REMOTE,
+                        external_id=difference.external_id or "",
+                        item_id=difference.item_id,
+                        catalog_type=Invoice.catalog_type_name(),
+                    )
+            elif difference.kind == FIELD_DIFF and not self._changed_in_stripe(difference):
+                invoice = Invoice.objects.non_polymorphic().filter(pk=difference.item_id).first()
+                if invoice is None:
+                    continue
+                with transaction.atomic():
+                    request_resync(item=invoice)
+            elif difference.kind == MISSING_REMOTE:
+                invoice = Invoice.objects.non_polymorphic().filter(pk=difference.item_id).first()
+                if invoice is None:
+                    continue
+                with transaction.atomic():
+                    request_resync(item=invoice)
+            elif difference.kind in (MISSING_LOCAL, FIELD_DIFF):
+                # Stripe's state now, applied like a webhook (merged against the last agreement).
+                apply_stripe_invoice_event.send(
+                    event_id=f"reconcile-{uuid.uuid4().hex}",
+                    event_type="invoice.updated",
+                    stripe_invoice_id=difference.external_id,
+                    invoice=self.remote[difference.external_id],
+                    created=int(time.time()),
+                )
+            else:
+                continue
+            enqueued += 1
+        return enqueued
+
+    def _changed_in_stripe(self, difference: Difference) -> bool:
+        mapping = CatalogIntegration.objects.filter(
+            catalog_item_id=difference.item_id, integration_type=INTEGRATION_TYPE
+        ).first()
+        base = mapping.synced_fields if mapping else {}
+        theirs = stripe_invoice_values(self.remote[difference.external_id])
+        return any(name in base and base[name] != value for name, value in theirs.items())
