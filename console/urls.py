@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 
 from catalog.converters import ItemIdConverter
 
-from . import views
+from . import invoice_views, views
 
 app_name = "console"
 register_converter(ItemIdConverter, "item_id")
@@ -27,6 +27,12 @@ urlpatterns = [
     path("customers/<item_id:pk>/edit/", views.customer_edit, name="customer-edit"),
     path("customers/<item_id:pk>/delete/", views.customer_delete, name="customer-delete"),
     path("customers/<item_id:pk>/resync/", views.customer_resync, name="customer-resync"),
+    path("invoices/", invoice_views.invoice_list, name="invoice-list"),
+    path("invoices/new/", invoice_views.invoice_create, name="invoice-create"),
+    path("invoices/<item_id:pk>/", invoice_views.invoice_detail, name="invoice-detail"),
+    path("invoices/<item_id:pk>/edit/", invoice_views.invoice_edit, name="invoice-edit"),
+    path("invoices/<item_id:pk>/delete/", invoice_views.invoice_delete, name="invoice-delete"),
+    path("invoices/<item_id:pk>/<slug:action>/", invoice_views.invoice_transition, name="invoice-transition"),
     path("integrations/", views.integration_list, name="integration-list"),
     # Browsers ask for /favicon.ico on every page, the admin's included: answer, not 404.
     path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg"), permanent=True)),

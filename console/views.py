@@ -251,7 +251,11 @@ def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "console/customer_confirm_delete.html", {"customer": customer, "next": next_url})
     name = str(customer)
-    services.customer_delete(customer=customer)
+    try:
+        services.customer_delete(customer=customer)
+    except services.CustomerHasInvoices as exc:
+        messages.error(request, f"Customer “{name}” was not deleted. {exc}")
+        return redirect(next_url)
     messages.success(request, f"Customer “{name}” deleted.")
     return redirect(next_url)
 
