@@ -14,9 +14,11 @@ WEBHOOK_OPERATION = {
     "summary": "Stripe webhook endpoint",
     "description": (
         "Verifies the `Stripe-Signature` header against `STRIPE_WEBHOOK_SECRET` (any of its comma-separated "
-        "secrets, for rotations) on the raw body, then records `customer.created/updated/deleted` carrying a "
-        "customer object for the inward worker. Other events (other types, or a `customer.*` event carrying "
-        "another object) are acknowledged and ignored. Bodies over `WEBHOOK_MAX_BYTES` are refused."
+        "secrets, for rotations) on the raw body, then records for the inward workers "
+        "`customer.created/updated/deleted` carrying a customer, and `invoice.created/updated/finalized/paid/"
+        "payment_succeeded/payment_failed/voided/marked_uncollectible/deleted` carrying an invoice. Other "
+        "events (other types, or an event carrying another object than its type names) are acknowledged and "
+        "ignored. Bodies over `WEBHOOK_MAX_BYTES` are refused."
     ),
     "tags": ["webhooks"],
     "security": [],
@@ -32,7 +34,7 @@ WEBHOOK_OPERATION = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
     "responses": {
         "200": {
-            "description": "Recorded (or ignored: not a customer event)",
+            "description": "Recorded (or ignored: not an event the hub syncs)",
             "content": {
                 "application/json": {
                     "schema": {
@@ -40,7 +42,7 @@ WEBHOOK_OPERATION = {
                         "properties": {
                             "received": {"type": "boolean"},
                             "id": {"type": "string", "description": "The event's id"},
-                            "queued": {"type": "boolean", "description": "False when the event type is ignored"},
+                            "queued": {"type": "boolean", "description": "False when the event is ignored"},
                         },
                     }
                 }
