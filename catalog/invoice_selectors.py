@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
-from .models import Invoice, InvoiceStatus
+from .models import Invoice
 
 
 def invoice_queryset() -> QuerySet[Invoice]:
@@ -38,10 +38,3 @@ def invoice_list(
 def invoice_get(*, invoice_id: int) -> Invoice | None:
     return invoice_queryset().filter(pk=invoice_id).first()
 
-
-def invoice_status_counts() -> dict[str, int]:
-    """Invoices per status (every status present, zero or not), in one query."""
-    counts = Invoice.objects.non_polymorphic().aggregate(
-        **{status: Count("pk", filter=Q(status=status)) for status in InvoiceStatus.values}
-    )
-    return {status: counts[status] for status in InvoiceStatus.values}
