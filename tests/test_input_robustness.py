@@ -299,7 +299,8 @@ def test_the_schema_documents_every_error_answer_with_its_body(api_client):
             continue
         responses = operation["responses"]
         expected = {"401", "403", "404", "406"}
-        if method in ("post", "put", "patch"):
+        if method in ("post", "put", "patch") and "requestBody" in operation:
+            # A body-less action (POST /api/invoices/{id}/finalize) reads no body, so refuses none.
             expected |= {"400", "413", "415"}
         assert expected <= set(responses), (method, path, sorted(responses))
         assert "429" in responses  # the throttles (API_THROTTLE_*)

@@ -23,7 +23,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connection
 from schemathesis.engine import events, from_schema
 
-from catalog.models import CatalogIntegration, CatalogItem, Customer
+from catalog.models import CatalogIntegration, CatalogItem, Customer, Invoice, InvoiceStatus
 from catalog.services import integration_record_synced
 from sync.models import SyncEvent
 
@@ -114,6 +114,12 @@ def some_rows(transactional_db) -> None:
     without_email = Customer.objects.create(name="No email", email=None)
     CatalogIntegration.objects.create(catalog_item=without_email, integration_type="other")
     CatalogIntegration.objects.create(catalog_item=CatalogItem.objects.create(), integration_type="other")
+    # Invoices in every status, twice over: edits, deletes and lifecycle actions meet drafts and
+    # finalized invoices alike (their 409s included), and customers with invoices (a 409 to delete).
+    for customer in Customer.objects.filter(name__in=["Customer 1", "Customer 2"]):
+        for status in InvoiceStatus.values:
+            line = {"description": "x", "quantity": 1, "unit_amount": 100}
+            Invoice.objects.create(customer=customer, currency="eur", status=status, lines=[line])
 
 
 @pytest.fixture
