@@ -1,11 +1,14 @@
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from sync import kafka
 from sync.models import OutboxMessage
 from sync.tasks import TaskMessage, TaskNotRegistered, dead_letter_topic, get_task, retry_topic
+
+
+JOIN_TIMEOUT_SECONDS = 120
 
 
 class Command(BaseCommand):
@@ -43,11 +46,18 @@ class Command(BaseCommand):
     def _move_records(self, old: str, group: str, idle_seconds: float) -> int:
         kafka.ensure_topics([old, retry_topic(old), dead_letter_topic(old)])
         consumer = kafka.make_consumer(group_id=group, topics=[old, retry_topic(old)])
-        moved, last_seen = 0, time.monotonic()
+        moved, last_seen = 0, None
+        joined_by = time.monotonic() + JOIN_TIMEOUT_SECONDS
         try:
-            while time.monotonic() - last_seen < idle_seconds:
+            # Idle time counts from the group's join (a broker may hold the first join for
+            # seconds), so an empty first poll does not end the move before it began.
+            while last_seen is None or time.monotonic() - last_seen < idle_seconds:
                 batches = consumer.poll(timeout_ms=500)
                 records = [(partition, record) for partition, rows in batches.items() for record in rows]
+                if last_seen is None and consumer.assignment():
+                    last_seen = time.monotonic()
+                if last_seen is None and time.monotonic() > joined_by:
+                    raise CommandError(f"no partitions of {old} assigned within {JOIN_TIMEOUT_SECONDS} s")
                 if not records:
                     continue
                 copies = [self._destination(old, partition.topic, record.value) for partition, record in records]
