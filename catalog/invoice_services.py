@@ -18,7 +18,6 @@ from django.db import transaction
 from .currencies import currency_normalize
 from .models import Customer, Invoice, InvoiceStatus
 
-LINE_KEYS = ("description", "quantity", "unit_amount")
 # What staff may change on a draft; status and number only change through the lifecycle and
 # the external system.
 EDITABLE_FIELDS = frozenset({"customer", "currency", "lines", "description", "due_date"})

@@ -82,15 +82,14 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _form_response(request: HttpRequest, form: InvoiceForm, invoice: Invoice | None) -> HttpResponse:
     suggestions = Customer.objects.non_polymorphic().order_by("-updated_at", "-id")[:CUSTOMER_SUGGESTIONS]
+    back = reverse("console:invoice-detail", args=[invoice.pk]) if invoice else reverse("console:invoice-list")
     context = {
         "form": form,
         "invoice": invoice,
         "customers": suggestions.values("pk", "name", "email"),
         "action": reverse("console:invoice-edit", args=[invoice.pk]) if invoice else reverse("console:invoice-create"),
         "title": f"Edit {invoice}" if invoice else "New invoice",
-        "next": _next_url(
-            request, reverse("console:invoice-detail", args=[invoice.pk]) if invoice else reverse("console:invoice-list")
-        ),
+        "next": _next_url(request, back),
     }
     return render(request, "console/invoice_form.html", context)
 

@@ -35,7 +35,9 @@ ALLOWED = {
     ("open", "mark_uncollectible"): "uncollectible",
 }
 _users = itertools.count()
-REFUSED = [(status, action) for status in InvoiceStatus.values for action in ALL_ACTIONS if (status, action) not in ALLOWED]
+REFUSED = [
+    (status, action) for status in InvoiceStatus.values for action in ALL_ACTIONS if (status, action) not in ALLOWED
+]
 
 
 @pytest.fixture
@@ -151,7 +153,8 @@ def test_the_external_system_sets_what_it_holds_whatever_the_status(saves):
     invoice = InvoiceFactory(status="open")
     invoice_services.invoice_record_remote(invoice=invoice, status="paid", number="INV-0042", due_date="2027-01-31")
     stored = Invoice.objects.get(pk=invoice.pk)
-    assert (stored.status, stored.number, str(stored.due_date), str(stored)) == ("paid", "INV-0042", "2027-01-31", "INV-0042")
+    assert (stored.status, stored.number, str(stored.due_date)) == ("paid", "INV-0042", "2027-01-31")
+    assert str(stored) == "INV-0042"
     assert saves[-1] == (False, {"status", "number", "due_date", "updated_at"})
     heard = len(saves)
     invoice_services.invoice_record_remote(invoice=invoice, status="paid", number="INV-0042")
@@ -179,20 +182,29 @@ def create_payload(customer: Customer, /, **changes) -> dict:
 
 def test_api_round_trip(api_client):
     customer = CustomerFactory()
-    created = api_client.post(
-        "/api/invoices", create_payload(customer, status="paid", number="X", total=1, due_date="2027-02-01"), format="json"
-    )
+    # Status, number and total are not the client's to set: ignored.
+    payload = create_payload(customer, status="paid", number="X", total=1, due_date="2027-02-01")
+    created = api_client.post("/api/invoices", payload, format="json")
     assert created.status_code == 201, created.data
     body = created.json()
-    assert {key: body[key] for key in ("customer", "currency", "status", "number", "total", "due_date", "catalog_type")} == {
-        "customer": customer.pk, "currency": "eur", "status": "draft", "number": "", "total": 37500,
-        "due_date": "2027-02-01", "catalog_type": "invoice",
-    }  # fmt: skip
+    expected = {"customer": customer.pk, "currency": "eur", "status": "draft", "number": "", "total": 37500}
+    assert {key: body[key] for key in expected} == expected
+    assert (body["due_date"], body["catalog_type"]) == ("2027-02-01", "invoice")
     url = f"/api/invoices/{body['id']}"
-    assert set(api_client.get(url).json()) == {
-        "id", "catalog_type", "customer", "currency", "description", "due_date", "status", "number", "lines",
-        "total", "created_at", "updated_at",
-    }  # fmt: skip
+    assert list(api_client.get(url).json()) == [
+        "id",
+        "catalog_type",
+        "customer",
+        "currency",
+        "description",
+        "due_date",
+        "status",
+        "number",
+        "lines",
+        "total",
+        "created_at",
+        "updated_at",
+    ]
     patched = api_client.patch(url, {"description": "December", "lines": [LINE, LINE]}, format="json")
     assert patched.status_code == 200 and patched.json()["total"] == 75000
     put = api_client.put(url, create_payload(customer, currency="usd"), format="json")
@@ -281,8 +293,8 @@ def test_api_filters_search_and_ordering(api_client):
     assert ids("currency=USD") == [dear.pk]
     assert ids("search=analytical") == ids("search=ada") == [dear.pk, cheap.pk]
     assert ids("search=INV-7") == [dear.pk] and ids("search=someone") == [other.pk]
-    for bad, field in [("status=sent", "status"), ("customer=x", "customer"), (f"customer={2**64}", "customer"),
-                       ("currency=euro", "currency")]:  # fmt: skip
+    refused = [("status=sent", "status"), ("customer=x", "customer"), (f"customer={2**64}", "customer")]
+    for bad, field in [*refused, ("currency=euro", "currency")]:
         response = api_client.get(f"/api/invoices?{bad}")
         assert response.status_code == 400 and set(response.json()) == {field}
     assert api_client.get(f"/api/invoices/{2**64}").status_code == 404
@@ -371,8 +383,8 @@ def test_admin_changelist_and_add_page(staff):
     add = staff.get("/admin/catalog/invoice/add/")
     assert add.status_code == 200 and 'name="lines"' in add.content.decode()
 
-    data = {"customer": invoice.customer_id, "currency": "USD", "due_date": "", "description": "",
-            "lines": "Hosting | Plan | 2 | 999\n\nSupport | 1 | 5000", "_save": "Save"}  # fmt: skip
+    lines = "Hosting | Plan | 2 | 999\n\nSupport | 1 | 5000"
+    data = {"customer": invoice.customer_id, "currency": "USD", "due_date": "", "description": "", "lines": lines}
     assert staff.post("/admin/catalog/invoice/add/", data).status_code == 302
     created = Invoice.objects.exclude(pk=invoice.pk).get()
     assert (created.currency, created.total, created.status) == ("usd", 2 * 999 + 5000, "draft")
@@ -388,8 +400,7 @@ def test_admin_edits_drafts_only_and_acts_through_the_services(staff):
     draft, paid = InvoiceFactory(), InvoiceFactory(status="paid")
     change = staff.get(f"/admin/catalog/invoice/{draft.pk}/change/").content.decode()
     assert 'name="lines"' in change and 'name="_save"' in change
-    data = {"customer": draft.customer_id, "currency": "eur", "due_date": "", "description": "edited",
-            "lines": "Consulting | 4 | 100", "_save": "Save"}  # fmt: skip
+    data = {"customer": draft.customer_id, "currency": "eur", "description": "edited", "lines": "Consulting | 4 | 100"}
     assert staff.post(f"/admin/catalog/invoice/{draft.pk}/change/", data).status_code == 302
     assert Invoice.objects.get(pk=draft.pk).total == 400
 
@@ -414,8 +425,8 @@ def test_admin_edits_drafts_only_and_acts_through_the_services(staff):
 def test_console_invoice_list(staff):
     ada = CustomerFactory(name="Ada Lovelace")
     draft = InvoiceFactory(customer=ada)
-    paid = InvoiceFactory(status="paid", number="INV-9", currency="jpy",
-                          lines=[{"description": "Tea", "quantity": 3, "unit_amount": 500}])  # fmt: skip
+    tea = {"description": "Tea", "quantity": 3, "unit_amount": 500}
+    paid = InvoiceFactory(status="paid", number="INV-9", currency="jpy", lines=[tea])
     html = staff.get("/invoices/").content.decode()
     assert 'href="/invoices/"' in html and ">Invoices</a>" in html  # in the navigation
     assert re.findall(r'<tr data-invoice-id="(\d+)"', html) == [str(paid.pk), str(draft.pk)]
@@ -452,8 +463,7 @@ def test_console_creates_and_edits_drafts(staff):
     customer = CustomerFactory(name="Grace")
     form = staff.get(f"/invoices/new/?customer={customer.pk}").content.decode()
     assert f'value="{customer.pk}"' in form and "Grace" in form  # prefilled, and among the suggestions
-    data = {"customer": customer.pk, "currency": "EUR", "due_date": "2027-03-01", "description": "",
-            "lines": "Consulting | 2 | 1250"}  # fmt: skip
+    data = {"customer": customer.pk, "currency": "EUR", "due_date": "2027-03-01", "lines": "Consulting | 2 | 1250"}
     response = staff.post("/invoices/new/", data)
     invoice = Invoice.objects.get()
     assert response["Location"] == f"/invoices/{invoice.pk}/"
