@@ -419,6 +419,17 @@ def test_admin_edits_drafts_only_and_acts_through_the_services(staff):
     assert Invoice.objects.get(pk=draft.pk).status == "void"
 
 
+def test_the_admin_keeps_a_customer_with_invoices(staff):
+    customer = InvoiceFactory().customer
+    page = staff.post(f"/admin/catalog/customer/{customer.pk}/delete/", {"post": "yes"})
+    assert page.status_code == 200 and "protected" in page.content.decode()
+    bulk = staff.post(
+        "/admin/catalog/customer/", {"action": "delete_selected", "_selected_action": [customer.pk], "post": "yes"}
+    )
+    assert bulk.status_code == 200 and "protected" in bulk.content.decode()
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
 # --- Console ----------------------------------------------------------------------------------
 
 
