@@ -38,13 +38,6 @@ class CustomerFilter(django_filters.FilterSet):
         return queryset.filter(pk__in=CatalogIntegration.objects.filter(status=value).values("catalog_item_id"))
 
 
-class IntegrationFilter(django_filters.FilterSet):
-    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-
-    class Meta:
-        model = CatalogIntegration
-        fields = ["integration_type", "status", "created_after", "created_before"]
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": ITEM_ID_MAX})
@@ -56,6 +49,19 @@ class ItemIdFilter(django_filters.Filter):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, min_value=1, max_value=ITEM_ID_MAX, **kwargs)
+
+
+class IntegrationFilter(django_filters.FilterSet):
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    item = ItemIdFilter(field_name="catalog_item_id", help_text="Only the mappings of this catalog item.")
+    item_type = django_filters.CharFilter(
+        field_name="catalog_item__catalog_type", help_text="Only items of this catalog type (customer, invoice)."
+    )
+
+    class Meta:
+        model = CatalogIntegration
+        fields = ["integration_type", "status", "item", "item_type", "created_after", "created_before"]
 
 
 class InvoiceFilter(django_filters.FilterSet):

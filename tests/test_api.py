@@ -5,7 +5,7 @@ from catalog.models import CatalogIntegration, Customer, SyncStatus
 from catalog.services import integration_record_synced
 from sync.models import OutboxMessage
 
-from .factories import CustomerFactory
+from .factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -222,6 +222,24 @@ def test_integrations_list_shows_the_customer(api_client, django_assert_max_num_
     synced = api_client.get("/api/integrations?status=synced").data
     assert synced["count"] == 1
     assert CatalogIntegration.objects.filter(status=SyncStatus.PENDING).count() == 4
+
+
+def test_integrations_rows_carry_any_catalog_type_and_filter_by_item(api_client, django_assert_max_num_queries):
+    invoice = InvoiceFactory(number="INV-7")
+    integration_record_synced(item_id=invoice.customer_id, integration_type="stripe", integration_id="cus_b")
+    integration_record_synced(item_id=invoice.pk, integration_type="stripe", integration_id="in_b")
+    with django_assert_max_num_queries(5):  # whatever the types of the rows
+        rows = {row["integration_id"]: row for row in api_client.get("/api/integrations").data["results"]}
+    assert {key: rows["in_b"][key] for key in ("item_id", "item_type", "item_label", "customer_id", "customer_name")} == {
+        "item_id": invoice.pk, "item_type": "invoice", "item_label": "INV-7", "customer_id": None, "customer_name": None
+    }
+    assert (rows["cus_b"]["item_type"], rows["cus_b"]["customer_id"]) == ("customer", invoice.customer_id)
+    assert rows["cus_b"]["item_label"] == str(invoice.customer)
+    by_item = api_client.get(f"/api/integrations?item={invoice.pk}").data["results"]
+    assert [row["integration_id"] for row in by_item] == ["in_b"]
+    by_type = api_client.get("/api/integrations?item_type=customer").data["results"]
+    assert [row["integration_id"] for row in by_type] == ["cus_b"]
+    assert api_client.get("/api/integrations?item=0").status_code == 400
 
 
 def test_openapi_schema_and_docs(api_client):
