@@ -37,6 +37,13 @@ class PermanentTaskError(Exception):
     """Raised by a handler when retrying cannot help: the message goes straight to dead letters."""
 
 
+class RetryLater(Exception):
+    """Raised by a handler whose message cannot run yet because of something else still under
+    way (an invoice whose customer has not reached the external system): the message is retried
+    after a delay that grows with its age, without using up an attempt, for up to
+    `SYNC_WAIT_MAX_SECONDS` after it was first enqueued; after that it fails like any error."""
+
+
 class TaskNotRegistered(LookupError):
     pass
 

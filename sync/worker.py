@@ -21,7 +21,7 @@ from .audit import SyncResult, sync_event_build, sync_events_record
 from .dead_letters import dead_letter_notify, dead_letter_record
 from .metrics import EVENTS_CONSUMED, TASK_DURATION
 from .models import SyncEvent
-from .tasks import PermanentTaskError, Task, TaskMessage, dead_letter_topic, retry_topic
+from .tasks import PermanentTaskError, RetryLater, Task, TaskMessage, dead_letter_topic, retry_topic
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +236,14 @@ class Worker:
 
     def _settle(self, task: Task, message: TaskMessage, outcome: object, duration_ms: float) -> SyncEvent:
         error = outcome if isinstance(outcome, BaseException) else None
+        waited = time.time() - message.enqueued_at
         if error is None:
             status = SyncEvent.Outcome.SUCCEEDED
+        elif isinstance(error, RetryLater) and waited < settings.SYNC_WAIT_MAX_SECONDS:
+            status = SyncEvent.Outcome.RETRYING
+            # Not an attempt: the message waits for something else, checked again at a pace that
+            # slows as the wait grows (a tenth of its age, between 1 s and a minute).
+            self._retry(task, message, error, delay=min(60.0, max(1.0, waited / 10)), attempt=message.attempt)
         elif isinstance(error, PermanentTaskError) or message.attempt >= (
             task.max_attempts or settings.SYNC_TASK_MAX_ATTEMPTS
         ):
@@ -257,12 +263,15 @@ class Worker:
             error=describe(error) if error else "",
         )
 
-    def _retry(self, task: Task, message: TaskMessage, exc: Exception) -> None:
-        delay = retry_delay(message.attempt)
+    def _retry(
+        self, task: Task, message: TaskMessage, exc: Exception, *, delay: float | None = None, attempt: int | None = None
+    ) -> None:
+        delay = retry_delay(message.attempt) if delay is None else delay
+        attempt = message.attempt + 1 if attempt is None else attempt
         logger.warning(
             "task %s %s attempt %d failed (%s); retry in %.1f s", task.name, message.id, message.attempt, exc, delay
         )
-        retry = replace(message, attempt=message.attempt + 1, not_before=time.time() + delay, last_error=describe(exc))
+        retry = replace(message, attempt=attempt, not_before=time.time() + delay, last_error=describe(exc))
         kafka.publish([(retry_topic(task.topic), task.message_key(retry), retry.encode())])
 
     def _dead_letter(self, task: Task, message: TaskMessage, exc: Exception) -> None:

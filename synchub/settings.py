@@ -307,6 +307,9 @@ KAFKA_PUBLISH_TIMEOUT_SECONDS = env.float("KAFKA_PUBLISH_TIMEOUT_SECONDS", defau
 SYNC_TASK_MAX_ATTEMPTS = env.int("SYNC_TASK_MAX_ATTEMPTS", default=6)
 SYNC_RETRY_BACKOFF_SECONDS = env.float("SYNC_RETRY_BACKOFF_SECONDS", default=2.0)
 SYNC_RETRY_BACKOFF_MAX_SECONDS = env.float("SYNC_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+# How long a task may wait for something else under way (sync.tasks.RetryLater: an invoice for
+# its customer's first push) before its waits count as failed attempts.
+SYNC_WAIT_MAX_SECONDS = env.float("SYNC_WAIT_MAX_SECONDS", default=86400.0)
 SYNC_WORKER_MAX_CONSECUTIVE_ERRORS = env.int("SYNC_WORKER_MAX_CONSECUTIVE_ERRORS", default=20)
 # Messages of one task a worker hands its batch handler at once (at most one per key).
 SYNC_WORKER_BATCH_SIZE = env.int("SYNC_WORKER_BATCH_SIZE", default=100)

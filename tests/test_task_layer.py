@@ -13,7 +13,7 @@ from sync.dead_letters import dead_letter_record, dead_letter_replay
 from sync.audit import SyncResult
 from sync.models import DeadLetter, OutboxMessage, SyncEvent
 from sync.relay import prune_published, relay_batch
-from sync.tasks import PermanentTaskError, TaskMessage, dead_letter_topic, get_task, retry_topic, task
+from sync.tasks import PermanentTaskError, RetryLater, TaskMessage, dead_letter_topic, get_task, retry_topic, task
 from sync.worker import Worker, retry_delay
 
 from .helpers import read_topic, run_worker, wait_until
@@ -312,6 +312,35 @@ def test_a_message_waiting_for_its_retry_does_not_hold_up_others(kafka, settings
     run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=11, timeout=25)
     assert sorted(done) == list(range(1, 11))
     assert time.monotonic() - started < 25
+
+
+def test_a_task_waiting_for_something_else_is_retried_without_using_up_its_attempts(kafka, settings):
+    calls: list[int] = []
+
+    def handler(*, item_id: int) -> None:
+        calls.append(item_id)
+        if len(calls) < 3:
+            raise RetryLater("the thing it needs is still under way")
+
+    job = make_task(handler, max_attempts=1)  # one attempt: any counted failure would dead-letter it
+    job.send(item_id=1)
+    run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=3, timeout=30)
+    assert calls == [1, 1, 1]
+    outcomes = list(SyncEvent.objects.filter(task=job.name).order_by("id").values_list("outcome", "attempt"))
+    assert outcomes == [("retrying", 1), ("retrying", 1), ("succeeded", 1)]
+    assert not DeadLetter.objects.filter(task=job.name).exists()
+
+
+def test_a_wait_past_its_limit_counts_as_a_failed_attempt(kafka, settings):
+    settings.SYNC_WAIT_MAX_SECONDS = 0
+
+    def handler(*, item_id: int) -> None:
+        raise RetryLater("never ready")
+
+    job = make_task(handler, max_attempts=1)
+    job.send(item_id=1)
+    run_worker(Worker(tasks=[job], group_id=unique("g")), max_messages=1)
+    assert DeadLetter.objects.get(task=job.name).error.startswith("RetryLater: never ready")
 
 
 def test_undecodable_message_is_dead_lettered_not_retried_forever(kafka):
