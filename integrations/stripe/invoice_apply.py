@@ -31,7 +31,7 @@ from sync.inbox import Inbox, IncomingEvent
 from sync.merge import merge_three_way
 from sync.models import SyncConflict
 from sync.outward import applying_remote_change, request_resync
-from sync.tasks import PermanentTaskError
+from sync.tasks import PermanentTaskError, RetryLater
 from sync.tombstones import DeletedBy, tombstone_record, tombstones_alive
 
 from . import INTEGRATION_TYPE
@@ -51,9 +51,9 @@ logger = logging.getLogger(__name__)
 DELETED = "invoice.deleted"
 
 
-class CustomerNotLinkedYet(Exception):
+class CustomerNotLinkedYet(RetryLater):
     """The invoice's Stripe customer is not in the catalog yet (its `customer.created` is still
-    on its way): retried with the task's backoff until it is."""
+    on its way): the event waits for it, without using up its attempts."""
 
 
 def stripe_invoice_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Exception]:

@@ -15,7 +15,7 @@ import stripe
 from django.db import transaction
 
 from catalog.invoice_services import invoice_record_remote
-from catalog.models import CatalogIntegration, Invoice, InvoiceStatus
+from catalog.models import CatalogIntegration, Invoice, InvoiceStatus, SyncStatus
 from catalog.services import (
     integration_for_item,
     integration_record_error,
@@ -26,7 +26,7 @@ from catalog.services import (
 from sync.audit import SyncResult
 from sync.models import SyncConflict
 from sync.outward import ACTION_DELETE, applying_remote_change
-from sync.tasks import PermanentTaskError
+from sync.tasks import PermanentTaskError, RetryLater
 from sync.tombstones import DeletedBy, tombstone_record
 
 from . import INTEGRATION_TYPE
@@ -47,9 +47,9 @@ from .push import RETRYABLE_ERRORS
 logger = logging.getLogger(__name__)
 
 
-class CustomerNotInStripeYet(Exception):
+class CustomerNotInStripeYet(RetryLater):
     """The invoice's customer has no Stripe customer yet (its own push is under way): the
-    invoice waits, retried with the task's backoff, instead of failing."""
+    invoice waits for it, without using up its attempts, instead of failing."""
 
 
 def invoice_push(
@@ -80,8 +80,7 @@ def invoice_push_failed(*, item_id: int, error: str) -> None:
 
 def _push(invoice: Invoice, event_id: str) -> SyncResult:
     customer_mapping = integration_for_item(item_id=invoice.customer_id, integration_type=INTEGRATION_TYPE)
-    if customer_mapping is None or not customer_mapping.integration_id:
-        raise CustomerNotInStripeYet(f"customer {invoice.customer_id} of invoice {invoice.pk} is not in Stripe yet")
+    _require_customer_in_stripe(invoice, customer_mapping)
     mapping = integration_for_item(item_id=invoice.pk, integration_type=INTEGRATION_TYPE)
     local = local_invoice_values(invoice)
     client = stripe_client()
@@ -103,6 +102,19 @@ def _push(invoice: Invoice, event_id: str) -> SyncResult:
             item_id=invoice.pk, integration_type=INTEGRATION_TYPE, integration_id=remote["id"], agreed_fields=theirs
         )
     return SyncResult(action=done, item_id=invoice.pk, external_id=remote["id"])
+
+
+def _require_customer_in_stripe(invoice: Invoice, mapping: CatalogIntegration | None) -> None:
+    """Raise unless the invoice's customer is in Stripe: wait while its push is under way; fail
+    when it failed, or when the customer is not synced with Stripe at all (deleted there)."""
+    if mapping is not None and mapping.integration_id:
+        return
+    customer = f"customer {invoice.customer_id} of invoice {invoice.pk}"
+    if mapping is None:
+        raise PermanentTaskError(f"{customer} is not synced with Stripe (deleted there?); resync the customer first")
+    if mapping.status == SyncStatus.FAILED:
+        raise PermanentTaskError(f"{customer} could not be created in Stripe: {mapping.last_error[:300]}")
+    raise CustomerNotInStripeYet(f"{customer} is not in Stripe yet")
 
 
 def _retrieve(client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
