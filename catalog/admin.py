@@ -1,6 +1,5 @@
 from typing import Any
 
-from django.apps import apps
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -9,16 +8,10 @@ from polymorphic.admin import PolymorphicChildModelAdmin, PolymorphicChildModelF
 from . import invoice_services
 from .currencies import amount_format
 from .invoice_forms import InvoiceAdminForm
-from .models import CatalogIntegration, CatalogItem, Invoice, InvoiceStatus, item_id_in_range
+from .models import CatalogIntegration, CatalogItem, Invoice, InvoiceStatus, catalog_types, item_id_in_range
 
 # The Customer admin (sync status, resync, CSV import/export) is registered by the console app:
 # it needs the sync engine and the integrations, which the catalog does not know.
-
-
-def _catalog_types() -> list[type[CatalogItem]]:
-    """Every concrete subclass of CatalogItem: a new catalog type shows up in the admin without
-    being listed here."""
-    return [model for model in apps.get_models() if issubclass(model, CatalogItem) and model is not CatalogItem]
 
 
 @admin.register(CatalogItem)
@@ -28,8 +21,9 @@ class CatalogItemAdmin(PolymorphicParentModelAdmin):
     list_filter = [PolymorphicChildModelFilter]
 
     def get_child_models(self) -> list[type[CatalogItem]]:
-        # Asked when the admin needs them, when every model is loaded.
-        return _catalog_types()
+        # Every subclass of CatalogItem, asked once every model is loaded: a new catalog type
+        # shows up here without being listed.
+        return catalog_types()
 
 
 @admin.register(CatalogIntegration)
