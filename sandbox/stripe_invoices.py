@@ -432,8 +432,8 @@ class InvoiceBook:
     # --- invoice items ---------------------------------------------------------------------
 
     def create_item(self, params: Json, request: Json) -> Json:
-        p = Params(params, {"customer", "invoice", "currency", "description", "quantity", "unit_amount", "amount",
-                            "metadata"})
+        p = Params(params, {"customer", "invoice", "currency", "description", "quantity", "unit_amount",
+                            "unit_amount_decimal", "amount", "metadata"})
         customer = p.text("customer", required=True)
         invoice_id = p.text("invoice", required=True, why=" This sandbox has no pending invoice items: create the "
                            "draft invoice first and pass its id.")
@@ -474,7 +474,7 @@ class InvoiceBook:
         return copy.deepcopy(item)
 
     def update_item(self, item_id: str, params: Json, request: Json) -> Json:
-        p = Params(params, {"description", "quantity", "unit_amount", "amount", "metadata"})
+        p = Params(params, {"description", "quantity", "unit_amount", "unit_amount_decimal", "amount", "metadata"})
         item = self.retrieve_item(item_id)
         invoice = self.invoice(item["invoice"])
         _require_draft(invoice)
@@ -498,6 +498,20 @@ class InvoiceBook:
         `amount` for a quantity of one (Stripe's two ways); validated before anything changes."""
         quantity = quantity if p.integer("quantity") is None else p.integer("quantity")
         amount, new_unit = p.integer("amount"), p.integer("unit_amount")
+        decimal = p.text("unit_amount_decimal") if "unit_amount_decimal" in p else None
+        if decimal is not None:
+            # Today's API prices an item by `unit_amount_decimal` (a decimal string of the
+            # currency's minor unit); the sandbox takes whole minor units only.
+            if new_unit is not None:
+                raise StripeError(400, "Pass only one of unit_amount and unit_amount_decimal.", param="unit_amount")
+            try:
+                value = float(decimal)
+            except ValueError:
+                value = float("nan")
+            if not value.is_integer():
+                raise StripeError(400, f"Invalid decimal: {decimal} (this sandbox takes whole minor units).",
+                                  param="unit_amount_decimal")
+            new_unit = int(value)
         if quantity < 0:
             raise StripeError(400, "Invalid quantity: must be a non-negative integer.", param="quantity")
         if amount is not None and (new_unit is not None or quantity != 1):

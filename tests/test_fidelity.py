@@ -81,7 +81,11 @@ def linked(remote_id: str) -> Customer:
         ("customer_max_metadata", True),
         ("customer_event_with_subscription_object", False),  # a customer.* type carrying a subscription
         ("customer_subscription_object", False),
-        ("invoice_paid", False),
+        ("invoice_paid", True),
+        ("invoice_created", True),
+        ("invoice_finalized", True),
+        ("invoice_voided", True),
+        ("invoice_deleted", True),
     ],
 )
 def test_stripe_payloads_are_queued_or_acknowledged_and_ignored(kafka, webhook_secret, name, queued):
