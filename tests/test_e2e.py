@@ -104,6 +104,63 @@ def test_stripe_changes_reach_the_catalog_without_ping_pong(hub):
 
 
 @pytest.mark.parametrize("signature", [None, "t=1,v1=00", "wrong-secret"])
+def stripe_mapping(hub: Hub, item_id: int) -> dict | None:
+    """The item's synced Stripe mapping as /api/integrations shows it, or None."""
+    rows = hub.api("GET", f"/api/integrations?item={item_id}&integration_type=stripe").json()["results"]
+    return next((row for row in rows if row["status"] == "synced" and row["integration_id"]), None)
+
+
+def test_an_invoice_made_here_reaches_stripe_after_its_customer_and_its_lifecycle_follows(hub):
+    customer = hub.api("POST", "/api/customers", {"name": "Ada", "email": unique_email("inv")}).json()
+    # At once, while the customer's own push may still be on its way: the invoice waits for it.
+    lines = [{"description": "Consulting", "quantity": 3, "unit_amount": 12500}, {"description": "Travel", "quantity": 1, "unit_amount": 4000}]
+    created = hub.api("POST", "/api/invoices", {"customer": customer["id"], "currency": "eur", "lines": lines})
+    assert created.status_code == 201, created.text
+    invoice_id = created.json()["id"]
+    row = wait_until(lambda: stripe_mapping(hub, invoice_id), timeout=SYNC_TIMEOUT, message="invoice in Stripe")
+    assert row["item_type"] == "invoice"
+    remote = hub.stripe.v1.invoices.retrieve(row["integration_id"])
+    customer_row = stripe_mapping(hub, customer["id"])
+    assert (remote.status, remote.customer, remote.total) == ("draft", customer_row["integration_id"], 41500)
+    assert [line.amount for line in remote.lines.data] == [37500, 4000]
+
+    assert hub.api("POST", f"/api/invoices/{invoice_id}/finalize").status_code == 200
+    wait_until(lambda: hub.stripe.v1.invoices.retrieve(row["integration_id"]).status == "open", timeout=SYNC_TIMEOUT)
+    number = hub.stripe.v1.invoices.retrieve(row["integration_id"]).number
+    wait_until(lambda: hub.api("GET", f"/api/invoices/{invoice_id}").json()["number"] == number, timeout=SYNC_TIMEOUT,
+               message="Stripe's number back here")
+    assert hub.api("POST", f"/api/invoices/{invoice_id}/mark-paid").status_code == 200
+    wait_until(lambda: hub.stripe.v1.invoices.retrieve(row["integration_id"]).status == "paid", timeout=SYNC_TIMEOUT)
+    # Deleting its customer is refused while it has invoices: a clear 409, and both stay.
+    refused = hub.api("DELETE", f"/api/customers/{customer['id']}")
+    assert refused.status_code == 409 and "invoice" in refused.json()["detail"]
+
+
+def test_an_invoice_made_in_stripe_appears_here_and_follows_stripes_lifecycle(hub):
+    email = unique_email("stripe-inv")
+    remote_customer = hub.stripe.v1.customers.create(params={"name": "Grace", "email": email})
+    wait_until(lambda: hub.customers_with_email(email), timeout=SYNC_TIMEOUT, message="customer created locally")
+    remote = hub.stripe.v1.invoices.create(
+        params={"customer": remote_customer.id, "currency": "usd", "description": "Made in Stripe"}
+    )
+    hub.stripe.v1.invoice_items.create(
+        params={"customer": remote_customer.id, "invoice": remote.id, "quantity": 2, "unit_amount_decimal": "2500"}
+    )
+    hub.stripe.v1.invoices.finalize_invoice(remote.id)
+
+    def local_invoice() -> dict | None:
+        rows = hub.api("GET", f"/api/integrations?integration_type=stripe&item_type=invoice&search={remote.id}").json()
+        row = next((r for r in rows["results"] if r["integration_id"] == remote.id), None)
+        return row and hub.api("GET", f"/api/invoices/{row['item_id']}").json()
+
+    invoice = wait_until(lambda: (i := local_invoice()) and i["status"] == "open" and i, timeout=SYNC_TIMEOUT,
+                         message="invoice here, finalized")
+    assert (invoice["description"], invoice["total"], invoice["currency"]) == ("Made in Stripe", 5000, "usd")
+    assert invoice["number"] == hub.stripe.v1.invoices.retrieve(remote.id).number
+    hub.stripe.v1.invoices.void_invoice(remote.id)
+    wait_until(lambda: local_invoice()["status"] == "void", timeout=SYNC_TIMEOUT, message="voided here")
+
+
 def test_unsigned_or_wrongly_signed_webhook_is_refused(hub, signature):
     email = unique_email("forged")
     body = stripe_event("customer.created", {"id": "cus_forged", "name": "Mallory", "email": email})
