@@ -1,5 +1,6 @@
-"""`python -m sandbox.localstripe`: run localstripe with its webhook pointed back at the hub,
-for as long as this process lives (a Procfile entry)."""
+"""`python -m sandbox.localstripe`: run the sandbox's Stripe (localstripe behind the invoice front,
+`sandbox/stripe_front.py`) with its webhooks pointed back at the hub, for as long as this process
+lives (a Procfile entry)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Runs the Procfile (web server, outbox relay, both workers) under honcho. Unless
 `KAFKA_BOOTSTRAP_SERVERS` is set it adds a local Tansu broker, and unless `STRIPE_API_KEY` is
-set it adds localstripe with its webhook registered back to the hub.
+set it adds the sandbox's Stripe (localstripe behind the invoice front) with its webhook
+registered back to the hub.
 """
 
 from __future__ import annotations
