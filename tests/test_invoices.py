@@ -470,6 +470,18 @@ def test_console_detail_shows_lines_and_the_allowed_transitions(staff):
     assert staff.get(f"/invoices/{2**64}/").status_code == 404
 
 
+def test_console_detail_shows_its_sync_with_a_link_to_stripes_dashboard(staff, settings):
+    from catalog.services import integration_record_error, integration_record_synced
+
+    settings.STRIPE_API_KEY = "sk_test_console"
+    invoice = InvoiceFactory()
+    integration_record_synced(item_id=invoice.pk, integration_type="stripe", integration_id="in_console1")
+    html = staff.get(f"/invoices/{invoice.pk}/").content.decode()
+    assert 'href="https://dashboard.stripe.com/test/invoices/in_console1"' in html and "Stripe:" in html
+    integration_record_error(item_id=invoice.pk, integration_type="stripe", error="No such customer", final=True)
+    assert "No such customer" in staff.get(f"/invoices/{invoice.pk}/").content.decode()
+
+
 def test_console_creates_and_edits_drafts(staff):
     customer = CustomerFactory(name="Grace")
     form = staff.get(f"/invoices/new/?customer={customer.pk}").content.decode()
