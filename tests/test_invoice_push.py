@@ -134,3 +134,24 @@ def test_a_deleted_local_draft_deletes_the_stripe_draft(stripe_sandbox, customer
     assert invoice_push(item_id=item_id, action="delete", event_id=uuid.uuid4().hex, external_id=remote_id).action == "deleted"
     with pytest.raises(stripe.InvalidRequestError):
         stripe_sandbox.v1.invoices.retrieve(remote_id)
+
+
+def test_a_drafts_content_changed_only_in_stripe_is_kept_and_taken_here_and_both_changed_sends_ours(
+    stripe_sandbox, customer, draft
+):
+    push(draft)
+    remote_id = stripe_id(draft.pk)
+    stripe_sandbox.v1.invoices.update(remote_id, params={"description": "edited in Stripe"})
+    invoice_update(invoice=draft, lines=[{"description": "More work", "quantity": 1, "unit_amount": 100}])
+    push(draft)  # a local change of the lines goes out; Stripe's description stays, and comes here
+    remote = stripe_sandbox.v1.invoices.retrieve(remote_id)
+    draft.refresh_from_db()
+    assert (remote.description, remote.total) == ("edited in Stripe", 100)
+    assert draft.description == "edited in Stripe"
+    assert not SyncConflict.objects.filter(catalog_item=draft).exists()
+    stripe_sandbox.v1.invoices.update(remote_id, params={"description": "Stripe again"})
+    invoice_update(invoice=draft, description="ours")
+    push(draft)
+    assert stripe_sandbox.v1.invoices.retrieve(remote_id).description == "ours"
+    conflict = SyncConflict.objects.get(catalog_item=draft, field="description")
+    assert (conflict.local_value, conflict.remote_value, conflict.kept) == ("ours", "Stripe again", "local")

@@ -15,6 +15,8 @@ INVOICE_FIELDS = ("currency", "description", "due_date", "lines", "status", "num
 INWARD_ONLY_FIELDS = frozenset({"number"})
 # Once Stripe has finalized an invoice its content cannot change there any more: Stripe's wins.
 FINAL_CONTENT_FIELDS = frozenset({"currency", "description", "due_date", "lines"})
+# What a push changes in a Stripe draft (its currency is set once, when it is created).
+DRAFT_CONTENT_FIELDS = ("description", "due_date", "lines")
 # The order of Stripe's lifecycle: a push moves the remote invoice forward, never back.
 STATUS_RANK = {
     InvoiceStatus.DRAFT: 0,

@@ -24,14 +24,16 @@ from catalog.services import (
     integrations_begin_create,
 )
 from sync.audit import SyncResult
+from sync.merge import merge_three_way
 from sync.models import SyncConflict
 from sync.outward import ACTION_DELETE, applying_remote_change
 from sync.tasks import PermanentTaskError, RetryLater
-from sync.tombstones import DeletedBy, tombstone_record
+from sync.tombstones import DeletedBy
 
 from . import INTEGRATION_TYPE
 from .client import idempotency_options, stripe_client
 from .invoice_fields import (
+    DRAFT_CONTENT_FIELDS,
     FINAL_CONTENT_FIELDS,
     STATUS_RANK,
     catalog_fields,
@@ -43,6 +45,7 @@ from .invoice_fields import (
     stripe_line_params,
 )
 from .push import RETRYABLE_ERRORS
+from .records import stripe_tombstone
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,7 @@ def _push(invoice: Invoice, event_id: str) -> SyncResult:
     mapping = integration_for_item(item_id=invoice.pk, integration_type=INTEGRATION_TYPE)
     local = local_invoice_values(invoice)
     client = stripe_client()
+    changed_in_stripe: set[str] = set()
     if mapping is None or not mapping.integration_id:
         remote, done = _create_remote(client, event_id, invoice, local, customer_mapping.integration_id, mapping), "created"
     else:
@@ -93,11 +97,13 @@ def _push(invoice: Invoice, event_id: str) -> SyncResult:
             if getattr(exc, "http_status", None) != 404:
                 raise
             return _unlink(invoice, mapping.integration_id)
-        remote = _follow_draft(client, remote, local, event_id)
+        remote, changed_in_stripe = _follow_draft(client, remote, local, mapping.synced_fields, event_id)
     remote = _advance_status(client, remote, local["status"], event_id)
     theirs = stripe_invoice_values(remote)
     with transaction.atomic():
-        _take_stripe_state(invoice, local, theirs, base=mapping.synced_fields if mapping is not None else {})
+        _take_stripe_state(
+            invoice, local, theirs, base=mapping.synced_fields if mapping is not None else {}, also=changed_in_stripe
+        )
         integration_record_synced(
             item_id=invoice.pk, integration_type=INTEGRATION_TYPE, integration_id=remote["id"], agreed_fields=theirs
         )
@@ -149,30 +155,56 @@ def _create_remote(
     return _retrieve(client, created.id)
 
 
-def _follow_draft(client: stripe.StripeClient, remote: dict[str, Any], local: dict[str, Any], event_id: str) -> dict[str, Any]:
-    """While Stripe's invoice is a draft, bring its description, terms and lines to the local
-    ones (lines replaced whole when they differ: a draft's items are ours alone)."""
+def _follow_draft(
+    client: stripe.StripeClient, remote: dict[str, Any], local: dict[str, Any], base: dict[str, Any], event_id: str
+) -> tuple[dict[str, Any], set[str]]:
+    """While Stripe's invoice is a draft, send it the content changed here since both sides last
+    agreed (`base`): description, terms, lines (replaced whole: a draft's items are ours alone).
+    Content changed only in Stripe is not overwritten: its names are returned, to be taken here.
+    Changed on both sides, the local value is sent and the conflict recorded, as for customers."""
     if remote.get("status") != InvoiceStatus.DRAFT:
-        return remote
+        return remote, set()
     theirs = stripe_invoice_values(remote)
-    changed = False
+    merged = merge_three_way(
+        base={name: base[name] for name in DRAFT_CONTENT_FIELDS if name in base},
+        local={name: local[name] for name in DRAFT_CONTENT_FIELDS},
+        remote={name: theirs[name] for name in DRAFT_CONTENT_FIELDS},
+        local_pending=True,  # no agreement known yet: this side's values are the ones to send
+    )
+    _record_conflicts(remote["id"], local, merged.conflicts)
+    send = {name for name in DRAFT_CONTENT_FIELDS if local[name] != theirs[name] and name not in merged.apply_local}
     update: dict[str, Any] = {}
-    if theirs["description"] != local["description"]:
+    if "description" in send:
         update["description"] = local["description"]
-    if theirs["due_date"] != local["due_date"]:
+    if "due_date" in send:
         update.update(stripe_invoice_terms(local))
     if update:
         client.v1.invoices.update(remote["id"], params=update, options=idempotency_options(event_id, "update", update))
-        changed = True
-    if theirs["lines"] != local["lines"]:
+    if "lines" in send:
         for item_id in stripe_line_item_ids(remote):
             client.v1.invoice_items.delete(item_id, options=idempotency_options(event_id, f"line-delete-{item_id}"))
         for index, line in enumerate(local["lines"]):
             params = {"customer": remote["customer"], "invoice": remote["id"], "currency": local["currency"],
                       **stripe_line_params(line)}
             client.v1.invoice_items.create(params=params, options=idempotency_options(event_id, f"line-{index}", params))
-        changed = True
-    return _retrieve(client, remote["id"]) if changed else remote
+    return (_retrieve(client, remote["id"]) if send else remote), set(merged.apply_local)
+
+
+def _record_conflicts(invoice_id: str, local: dict[str, Any], conflicts: list) -> None:
+    if not conflicts:
+        return
+    mapping = CatalogIntegration.objects.get(integration_type=INTEGRATION_TYPE, integration_id=invoice_id)
+    SyncConflict.objects.bulk_create(
+        SyncConflict(
+            catalog_item_id=mapping.catalog_item_id,
+            integration_type=INTEGRATION_TYPE,
+            field=conflict.field,
+            local_value=conflict.local_value,
+            remote_value=conflict.remote_value,
+            kept="local",
+        )
+        for conflict in conflicts
+    )
 
 
 def _advance_status(client: stripe.StripeClient, remote: dict[str, Any], wanted: str, event_id: str) -> dict[str, Any]:
@@ -199,12 +231,15 @@ def _advance_status(client: stripe.StripeClient, remote: dict[str, Any], wanted:
     return answer.to_dict(recursive=True)
 
 
-def _take_stripe_state(invoice: Invoice, local: dict[str, Any], theirs: dict[str, Any], *, base: dict[str, Any]) -> None:
-    """What Stripe holds that the push could not change, taken here so both sides agree: its
-    number; once it is no draft, its content (final there); and its status when Stripe moved
-    past the local one (paid there while staff voided here: money moved in Stripe, so its word
-    stands). A field the local side had changed too is recorded as a conflict, Stripe's kept."""
-    taken = {"number"} | ({"status"} if theirs["status"] != local["status"] else set())
+def _take_stripe_state(
+    invoice: Invoice, local: dict[str, Any], theirs: dict[str, Any], *, base: dict[str, Any], also: set[str]
+) -> None:
+    """What Stripe holds that the push did not change, taken here so both sides agree: its
+    number; content changed only in Stripe (`also`); once it is no draft, its content (final
+    there); and its status when Stripe moved past the local one (paid there while staff voided
+    here: money moved in Stripe, so its word stands). A field the local side had changed too is
+    recorded as a conflict, Stripe's kept."""
+    taken = {"number"} | also | ({"status"} if theirs["status"] != local["status"] else set())
     if theirs["status"] != InvoiceStatus.DRAFT:
         taken |= FINAL_CONTENT_FIELDS
     fields = {name: theirs[name] for name in taken if theirs[name] != local[name]}
@@ -250,10 +285,4 @@ def _delete_remote(item_id: int, external_id: str, event_id: str) -> SyncResult:
 
 
 def _tombstone(deleted_by: str, external_id: str, item_id: int) -> None:
-    tombstone_record(
-        integration_type=INTEGRATION_TYPE,
-        deleted_by=deleted_by,
-        external_id=external_id,
-        item_id=item_id,
-        catalog_type=Invoice.catalog_type_name(),
-    )
+    stripe_tombstone(deleted_by=deleted_by, external_id=external_id, item_id=item_id, model=Invoice)
