@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from polymorphic.admin import PolymorphicChildModelAdmin, PolymorphicChildModelFilter, PolymorphicParentModelAdmin
@@ -13,6 +14,14 @@ from .models import CatalogIntegration, CatalogItem, Invoice, InvoiceStatus, cat
 # The Customer admin (sync status, resync, CSV import/export) is registered by the console app:
 # it needs the sync engine and the integrations, which the catalog does not know.
 
+
+
+def adopt_saved_row(obj: models.Model, saved: models.Model) -> None:
+    """Make the admin's unsaved object the row a service saved (its id, for the admin's redirect
+    and log): admins save through the services, never with `obj.save()`."""
+    for field in type(saved)._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding, obj._state.db = False, saved._state.db
 
 @admin.register(CatalogItem)
 class CatalogItemAdmin(PolymorphicParentModelAdmin):
@@ -125,9 +134,7 @@ class InvoiceAdmin(PolymorphicChildModelAdmin):
             )
         else:
             saved = invoice_services.invoice_create(**form.validated_data)
-        for field in Invoice._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding, obj._state.db = False, saved._state.db
+        adopt_saved_row(obj, saved)
 
     def delete_model(self, request: HttpRequest, obj: Invoice) -> None:
         invoice_services.invoice_delete(invoice=obj)

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from polymorphic.admin import PolymorphicChildModelAdmin
 
 from catalog import selectors, services
+from catalog.admin import adopt_saved_row
 from catalog.bulk import MAX_ROWS, customers_bulk_save
 from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer, item_id_in_range
 from sync.integrations import external_url, integration_label
@@ -149,9 +150,7 @@ class CustomerAdmin(PolymorphicChildModelAdmin):
             )
         else:
             saved = services.customer_create(**form.validated_data)
-        for field in Customer._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding, obj._state.db = False, saved._state.db
+        adopt_saved_row(obj, saved)
 
     @admin.display(description="Sync status", ordering="sync_status")
     def sync_status(self, customer: Customer) -> str:

@@ -19,7 +19,7 @@ from catalog.models import Customer, Invoice, InvoiceStatus
 from synchub.permissions import model_permission
 
 from .invoice_forms import InvoiceForm
-from .views import CUSTOMERS_PER_PAGE, _next_url, console_permission
+from .views import CUSTOMERS_PER_PAGE, _next_url, console_permission, search_term
 
 VIEW_INVOICES = model_permission(Invoice, "view")
 CHANGE_INVOICES = model_permission(Invoice, "change")
@@ -46,8 +46,7 @@ def _invoice_or_404(pk: int) -> Invoice:
 @require_GET
 @console_permission(VIEW_INVOICES)
 def invoice_list(request: HttpRequest) -> HttpResponse:
-    # No text column can hold a NUL character (PostgreSQL refuses even to compare with one).
-    search = request.GET.get("q", "").replace("\x00", "").strip()
+    search = search_term(request)
     status = request.GET.get("status", "")
     if status not in InvoiceStatus.values:
         status = ""

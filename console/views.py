@@ -70,6 +70,12 @@ def _is_fetch(request: HttpRequest) -> bool:
     return request.headers.get("X-Requested-With") == "fetch"
 
 
+def search_term(request: HttpRequest) -> str:
+    """The `q` of a table's search box. No text column can hold a NUL character (PostgreSQL
+    refuses even to compare with one)."""
+    return request.GET.get("q", "").replace("\x00", "").strip()
+
+
 def _next_url(request: HttpRequest, default: str) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
@@ -149,8 +155,7 @@ def _sort_columns(sort: str) -> list[dict[str, str]]:
 @require_GET
 @console_permission(VIEW_CUSTOMERS)
 def customer_list(request: HttpRequest) -> HttpResponse:
-    # No text column can hold a NUL character (PostgreSQL refuses even to compare with one).
-    search = request.GET.get("q", "").replace("\x00", "").strip()
+    search = search_term(request)
     status = request.GET.get("status", "")
     if status not in selectors.CUSTOMER_SYNC_STATUS_VALUES:
         status = ""

@@ -101,3 +101,50 @@ def test_import_of_500_existing_stripe_customers_into_an_empty_hub(hub):
     assert linked == 500
     with open(ARTIFACTS / "reconcile.txt", "a") as out:
         out.write(f"import of 500 localstripe customers: {seconds:.1f} s\n")
+
+
+def test_reconcile_finds_and_repairs_invoice_drift(hub):
+    # Webhooks off from the start: the echoes of our own pushes, still on their way, would be
+    # read again from Stripe (same second as the push) and bring the drift in before the reconcile.
+    hub.set_webhooks(enabled=False)
+    run = uuid.uuid4().hex[:6]
+    [customer_id] = hub.create_customers([f"inv-rec-{run}@example.com"], name="Invoiced")
+    lines = [{"description": "Work", "quantity": 1, "unit_amount": 5000}]
+    invoice_ids = [
+        hub.api("POST", "/api/invoices", {"customer": customer_id, "currency": "eur", "lines": lines}).json()["id"]
+        for _ in range(2)
+    ]
+    wait_until(lambda: hub.synced_count([customer_id, *invoice_ids]) == 3, timeout=90, message="invoices in Stripe")
+    remote_ids = [
+        hub.api("GET", f"/api/integrations?item={item}").json()["results"][0]["integration_id"] for item in invoice_ids
+    ]
+    stripe_customer = hub.integration_status(customer_id)["integrations"][0]["external_id"]
+
+    hub.stripe.v1.invoices.update(remote_ids[0], params={"description": "edited in Stripe"})  # edited remotely
+    hub.stripe.v1.invoices.delete(remote_ids[1])  # deleted remotely
+    only_remote = hub.stripe.v1.invoices.create(params={"customer": stripe_customer, "currency": "eur"})
+    never_synced = hub.manage(
+        "shell", "-c",
+        "from sync.outward import applying_remote_change\n"
+        "from catalog.invoice_services import invoice_create\n"
+        "from catalog.models import Customer\n"
+        "with applying_remote_change('stripe'):\n"
+        f"    print(invoice_create(customer=Customer.objects.get(pk={customer_id}), currency='eur', lines=[]).pk)",
+    ).strip().splitlines()[-1]
+
+    status, output = hub.manage_status("sync_reconcile", "--dry-run", "--type", "invoice")
+    assert status == 1, output
+    assert counts(output, "stripe invoice: comparison") == {
+        "missing_remote": 1, "missing_local": 1, "field_diff": 1, "orphan_mapping": 1, "duplicate_remote": 0,
+        "total": 4,
+    }, output
+    assert re.search(rf"field_diff\s+item {invoice_ids[0]}\s+{remote_ids[0]}\s+description: '' here, 'edited in Stripe'", output)
+    assert re.search(rf"missing_local\s+item -\s+{only_remote.id}", output)
+    assert re.search(rf"missing_remote\s+item {never_synced}\b", output)
+
+    status, output = hub.manage_status("sync_reconcile", "--type", "invoice", "--wait", "120")
+    assert status == 0, output
+    assert counts(output, "after repair")["total"] == 0, output
+    assert hub.api("GET", f"/api/invoices/{invoice_ids[0]}").json()["description"] == "edited in Stripe"
+    imported = hub.api("GET", f"/api/integrations?integration_type=stripe&search={only_remote.id}").json()["results"]
+    assert [row["item_type"] for row in imported] == ["invoice"]

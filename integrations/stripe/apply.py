@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import DatabaseError, transaction
@@ -19,13 +17,11 @@ from sync.merge import MergeOutcome
 from sync.outward import applying_remote_change, request_resync
 
 from . import INTEGRATION_TYPE
-from .apply_one import customer_merge, event_apply_alone, local_id_of
+from .apply_one import customer_merge, event_apply_alone
 from .fields import inward_values
+from .records import stripe_incoming
 
 logger = logging.getLogger(__name__)
-
-DELETED = "customer.deleted"
-
 
 def stripe_event_apply(
     *, event_id: str, event_type: str, customer: dict[str, Any], created: int | None = None
@@ -56,7 +52,7 @@ def stripe_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Excep
     event leaves nothing behind (not even its inbox row, so its retry applies it) and the
     others commit together.
     """
-    incoming = [_incoming(event) for event in events]
+    incoming = [stripe_incoming(event, kind="customer") for event in events]
     outcomes: list[SyncResult | Exception | None] = [None] * len(events)
     resyncs: list[Customer] = []
     with transaction.atomic():
@@ -180,15 +176,3 @@ def _reread(
     """The mappings and customers as stored (a refused batch left the objects changed)."""
     fresh = integrations_by_external_id(integration_type=INTEGRATION_TYPE, integration_ids=list(mappings))
     return fresh, Customer.objects.non_polymorphic().in_bulk(list(customers))
-
-
-def _incoming(event: dict[str, Any]) -> IncomingEvent:
-    created = event.get("created")
-    return IncomingEvent(
-        event_id=event["event_id"],
-        event_type=event["event_type"],
-        object_id=event["customer"]["id"],
-        occurred_at=datetime.fromtimestamp(created, tz=dt_timezone.utc) if created else None,
-        deletes=event["event_type"] == DELETED,
-        local_id=local_id_of(event["customer"]),
-    )

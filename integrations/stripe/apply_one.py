@@ -26,11 +26,12 @@ from sync.merge import MergeOutcome, merge_three_way
 from sync.models import SyncConflict
 from sync.outward import applying_remote_change
 from sync.tasks import PermanentTaskError
-from sync.tombstones import DeletedBy, tombstone_record, tombstones_clear
+from sync.tombstones import DeletedBy, tombstones_clear
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
-from .fields import LOCAL_ID_KEY, PER_KEY_FIELDS, customer_values, inward_only_fields, inward_values
+from .fields import PER_KEY_FIELDS, customer_values, inward_only_fields, inward_values, local_id_of
+from .records import stripe_tombstone
 
 logger = logging.getLogger(__name__)
 
@@ -55,22 +56,10 @@ def event_apply_alone(
         if event.deletes or state is None:
             item_id = mapping.catalog_item_id if mapping else None
             integration_remove(integration_type=INTEGRATION_TYPE, integration_id=event.object_id)
-            tombstone_record(
-                integration_type=INTEGRATION_TYPE,
-                deleted_by=DeletedBy.REMOTE,
-                external_id=event.object_id,
-                item_id=item_id,
-                catalog_type=Customer.catalog_type_name(),
-            )
+            stripe_tombstone(deleted_by=DeletedBy.REMOTE, external_id=event.object_id, item_id=item_id, model=Customer)
             return result("unlinked: deleted in Stripe", item_id), None
         local, resync = _apply_customer_state(state, event.event_id, mapping, customers)
         return result("applied", local.pk), local if resync else None
-
-
-def local_id_of(remote: dict[str, Any]) -> int | None:
-    """The local id the hub stored in the Stripe customer it created, if any."""
-    value = str((remote.get("metadata") or {}).get(LOCAL_ID_KEY) or "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 def _fetch_remote(remote_id: str) -> dict[str, Any] | None:

@@ -148,3 +148,9 @@ def stripe_params(changed: dict[str, Any]) -> dict[str, Any]:
             value = ""
         params[remote_names[local]] = value
     return params
+
+
+def local_id_of(remote: dict[str, Any]) -> int | None:
+    """The local id the hub stored in the Stripe object (customer, invoice) it created, if any."""
+    value = str((remote.get("metadata") or {}).get(LOCAL_ID_KEY) or "")
+    return int(value) if value.isdigit() and len(value) < 19 else None

@@ -10,8 +10,6 @@ applied yet waits for it (retried), rather than being dropped.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
 
 import stripe
@@ -32,12 +30,12 @@ from sync.merge import merge_three_way
 from sync.models import SyncConflict
 from sync.outward import applying_remote_change, request_resync
 from sync.tasks import PermanentTaskError, RetryLater
-from sync.tombstones import DeletedBy, tombstone_record, tombstones_alive
+from sync.tombstones import DeletedBy, tombstones_alive
 
 from . import INTEGRATION_TYPE
 from .apply import event_skip_result
-from .apply_one import local_id_of
 from .client import stripe_client
+from .fields import local_id_of
 from .invoice_fields import (
     FINAL_CONTENT_FIELDS,
     INWARD_ONLY_FIELDS,
@@ -45,11 +43,9 @@ from .invoice_fields import (
     local_invoice_values,
     stripe_invoice_values,
 )
+from .records import stripe_incoming, stripe_tombstone
 
 logger = logging.getLogger(__name__)
-
-DELETED = "invoice.deleted"
-
 
 class CustomerNotLinkedYet(RetryLater):
     """The invoice's Stripe customer is not in the catalog yet (its `customer.created` is still
@@ -59,7 +55,7 @@ class CustomerNotLinkedYet(RetryLater):
 def stripe_invoice_events_apply(events: list[dict[str, Any]]) -> list[SyncResult | Exception]:
     """Apply Stripe invoice events (of distinct invoices; each the inward task's arguments) in
     one transaction, each in a savepoint of its own; return each one's result or exception."""
-    incoming = [_incoming(event) for event in events]
+    incoming = [stripe_incoming(event, kind="invoice") for event in events]
     outcomes: list[SyncResult | Exception] = []
     resyncs: list[Invoice] = []
     with transaction.atomic():
@@ -125,20 +121,14 @@ def _deleted_in_stripe(invoice_id: str, mapping: CatalogIntegration | None) -> t
     """A draft deleted in Stripe is deleted here too; an invoice that is no draft here (staff
     finalized it meanwhile) is kept and unlinked. Either way its tombstone stays."""
     if mapping is None:
-        tombstone_record(
-            integration_type=INTEGRATION_TYPE, deleted_by=DeletedBy.REMOTE, external_id=invoice_id, item_id=None,
-            catalog_type=Invoice.catalog_type_name(),
-        )
+        stripe_tombstone(deleted_by=DeletedBy.REMOTE, external_id=invoice_id, item_id=None, model=Invoice)
         return "ignored: never linked", None
     invoice = Invoice.objects.non_polymorphic().filter(pk=mapping.catalog_item_id).first()
     if invoice is not None and invoice.is_draft:
         item_id = invoice.pk
         invoice_delete(invoice=invoice)  # its pre_delete records the tombstone (deleted in Stripe)
         return "deleted: deleted in Stripe", item_id
-    tombstone_record(
-        integration_type=INTEGRATION_TYPE, deleted_by=DeletedBy.REMOTE, external_id=invoice_id,
-        item_id=mapping.catalog_item_id, catalog_type=Invoice.catalog_type_name(),
-    )
+    stripe_tombstone(deleted_by=DeletedBy.REMOTE, external_id=invoice_id, item_id=mapping.catalog_item_id, model=Invoice)
     integration_remove(integration_type=INTEGRATION_TYPE, integration_id=invoice_id)
     return "unlinked: deleted in Stripe", mapping.catalog_item_id
 
@@ -211,15 +201,3 @@ def _merge(invoice: Invoice, mapping: CatalogIntegration, remote: dict[str, Any]
         invoice_record_remote(invoice=invoice, **catalog_fields(apply_local))
     integration_record_agreed(mapping=mapping, agreed_fields=agreed)
     return bool(kept_local) and mapping.status != SyncStatus.PENDING
-
-
-def _incoming(event: dict[str, Any]) -> IncomingEvent:
-    created = event.get("created")
-    return IncomingEvent(
-        event_id=event["event_id"],
-        event_type=event["event_type"],
-        object_id=event["invoice"]["id"],
-        occurred_at=datetime.fromtimestamp(created, tz=dt_timezone.utc) if created else None,
-        deletes=event["event_type"] == DELETED,
-        local_id=local_id_of(event["invoice"]),
-    )

@@ -8,44 +8,25 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from catalog.models import CatalogIntegration, Invoice
 from catalog.services import integration_remove
 from sync.outward import request_resync
-from sync.ratelimit import TokenBucket
 from sync.reconcile import FIELD_DIFF, MISSING_LOCAL, MISSING_REMOTE, ORPHAN_MAPPING, Difference
-from sync.tombstones import DeletedBy, tombstone_record, tombstones_alive
+from sync.tombstones import DeletedBy, tombstones_alive
 
 from . import INTEGRATION_TYPE
-from .apply_one import local_id_of
 from .client import stripe_client
+from .fields import local_id_of
 from .invoice_fields import local_invoice_values, stripe_invoice_values
+from .reconcile import StripeListing
+from .records import stripe_tombstone
 
-PAGE_SIZE = 100
-
-
-class StripeInvoiceReconciler:
-    def __init__(self, *, rate_limit: float | None = None) -> None:
-        rate = settings.STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND if rate_limit is None else rate_limit
-        self.bucket = TokenBucket(rate)
-        self.remote: dict[str, dict[str, Any]] = {}
-
+class StripeInvoiceReconciler(StripeListing):
     def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-        """Every Stripe invoice, a page at a time, within the rate limit."""
-        invoices: dict[str, dict[str, Any]] = {}
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        started = time.monotonic()
-        while True:
-            self.bucket.acquire()
-            page = stripe_client().v1.invoices.list(params=params)
-            for invoice in page.data:
-                invoices[invoice.id] = invoice.to_dict(recursive=True)
-            progress(f"stripe: {len(invoices)} invoices read ({time.monotonic() - started:.1f} s)")
-            if not page.has_more or not page.data:
-                return invoices
-            params = {"limit": PAGE_SIZE, "starting_after": page.data[-1].id}
+        """Every Stripe invoice."""
+        return self.read_all(stripe_client().v1.invoices.list, what="invoices", progress=progress)
 
     def compare(self, *, progress: Callable[[str], None]) -> list[Difference]:
         self.remote = remote = self.fetch_remote(progress)
@@ -92,12 +73,11 @@ class StripeInvoiceReconciler:
             if difference.kind == ORPHAN_MAPPING:
                 with transaction.atomic():
                     integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
-                    tombstone_record(
-                        integration_type=INTEGRATION_TYPE,
+                    stripe_tombstone(
                         deleted_by=DeletedBy.REMOTE,
-                        external_id=difference.external_id or "",
+                        external_id=difference.external_id,
                         item_id=difference.item_id,
-                        catalog_type=Invoice.catalog_type_name(),
+                        model=Invoice,
                     )
             elif difference.kind == FIELD_DIFF and not self._changed_in_stripe(difference):
                 invoice = Invoice.objects.non_polymorphic().filter(pk=difference.item_id).first()

@@ -24,11 +24,12 @@ from sync.audit import SyncResult
 from sync.merge import changed_since_agreed
 from sync.outward import ACTION_DELETE
 from sync.tasks import PermanentTaskError
-from sync.tombstones import DeletedBy, tombstone_record
+from sync.tombstones import DeletedBy
 
 from . import INTEGRATION_TYPE
 from .client import idempotency_options, stripe_client
 from .fields import LOCAL_ID_KEY, PER_KEY_FIELDS, SENT_WHOLE_FIELDS, inward_values, outward_values, stripe_create_params, stripe_params
+from .records import stripe_tombstone
 
 logger = logging.getLogger(__name__)
 
@@ -207,13 +208,7 @@ def _settle(
 
 
 def _tombstone(deleted_by: str, external_id: str, item_id: int) -> None:
-    tombstone_record(
-        integration_type=INTEGRATION_TYPE,
-        deleted_by=deleted_by,
-        external_id=external_id,
-        item_id=item_id,
-        catalog_type=Customer.catalog_type_name(),
-    )
+    stripe_tombstone(deleted_by=deleted_by, external_id=external_id, item_id=item_id, model=Customer)
 
 
 def _final(push: _Push, outcome: _Pushed | Exception) -> SyncResult | Exception:

@@ -14,7 +14,7 @@ from django.db import transaction
 from catalog.models import CatalogIntegration, Customer
 from catalog.services import integration_remove
 from sync.outward import request_resync
-from sync.tombstones import DeletedBy, tombstone_record, tombstones_alive
+from sync.tombstones import DeletedBy, tombstones_alive
 from sync.reconcile import (
     DUPLICATE_REMOTE,
     FIELD_DIFF,
@@ -27,33 +27,44 @@ from sync.ratelimit import TokenBucket
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
-from .apply_one import local_id_of
-from .fields import compared_values, inward_values
+from .fields import compared_values, inward_values, local_id_of
+from .records import stripe_tombstone
 
 PAGE_SIZE = 100
 
 
-class StripeReconciler:
+class StripeListing:
+    """Reads every object of a kind from Stripe for a reconciler, within its own rate limit."""
+
     def __init__(self, *, rate_limit: float | None = None) -> None:
         rate = settings.STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND if rate_limit is None else rate_limit
         # Stripe's limit is per account: our reads get their own budget on top of the workers'.
         self.bucket = TokenBucket(rate)
         self.remote: dict[str, dict[str, Any]] = {}
 
-    def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-        """Every Stripe customer, a page of 100 at a time (`starting_after`), within the rate limit."""
-        customers: dict[str, dict[str, Any]] = {}
+    def read_all(
+        self, list_call: Callable[..., Any], *, what: str, progress: Callable[[str], None]
+    ) -> dict[str, dict[str, Any]]:
+        """Every object `list_call` lists (e.g. `stripe_client().v1.customers.list`), a page of 100
+        at a time (`starting_after`), by id."""
+        objects: dict[str, dict[str, Any]] = {}
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         started = time.monotonic()
         while True:
             self.bucket.acquire()
-            page = stripe_client().v1.customers.list(params=params)
-            for customer in page.data:
-                customers[customer.id] = customer.to_dict(recursive=True)
-            progress(f"stripe: {len(customers)} customers read ({time.monotonic() - started:.1f} s)")
+            page = list_call(params=params)
+            for item in page.data:
+                objects[item.id] = item.to_dict(recursive=True)
+            progress(f"stripe: {len(objects)} {what} read ({time.monotonic() - started:.1f} s)")
             if not page.has_more or not page.data:
-                return customers
+                return objects
             params = {"limit": PAGE_SIZE, "starting_after": page.data[-1].id}
+
+
+class StripeReconciler(StripeListing):
+    def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+        """Every Stripe customer."""
+        return self.read_all(stripe_client().v1.customers.list, what="customers", progress=progress)
 
     def compare(self, *, progress: Callable[[str], None]) -> list[Difference]:
         self.remote = remote = self.fetch_remote(progress)
@@ -117,12 +128,11 @@ class StripeReconciler:
                 # unlinked (the hub keeps it) and its tombstone keeps it from being recreated.
                 with transaction.atomic():
                     integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
-                    tombstone_record(
-                        integration_type=INTEGRATION_TYPE,
+                    stripe_tombstone(
                         deleted_by=DeletedBy.REMOTE,
-                        external_id=difference.external_id or "",
+                        external_id=difference.external_id,
                         item_id=difference.item_id,
-                        catalog_type=Customer.catalog_type_name(),
+                        model=Customer,
                     )
             elif difference.kind == MISSING_REMOTE:
                 with transaction.atomic():
