@@ -22,7 +22,7 @@ from polymorphic.admin import PolymorphicChildModelAdmin
 from catalog import selectors, services
 from catalog.admin import adopt_saved_row
 from catalog.bulk import MAX_ROWS, customers_bulk_save
-from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer, item_id_in_range
+from catalog.models import ADDRESS_PARTS, CatalogIntegration, Customer, catalog_types, item_id_in_range
 from sync.integrations import external_url, integration_label
 from sync.outward import request_resync
 from synchub.permissions import RESYNC_PERMISSION
@@ -62,6 +62,13 @@ class CatalogIntegrationInline(admin.TabularInline):
         link = external_url(mapping)
         label = integration_label(mapping.integration_type)
         return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', link, label) if link else label
+
+
+def _with_mappings(model_admin: admin.ModelAdmin) -> None:
+    """Give a catalog type's admin the inline of its items' mappings (which the catalog, knowing
+    no integration, cannot label or link)."""
+    if CatalogIntegrationInline not in model_admin.inlines:
+        model_admin.inlines = [*model_admin.inlines, CatalogIntegrationInline]
 
 
 class SyncStatusFilter(admin.SimpleListFilter):
@@ -312,3 +319,9 @@ class CustomerCsvImportForm(forms.Form):
             raise forms.ValidationError(f"At most {MAX_ROWS} rows per file.")
         self.cleaned_data["rows"] = rows
         return raw
+
+
+# Every other catalog type's admin (the catalog registers them) lists its mappings the same way.
+for _model in catalog_types():
+    if _model is not Customer and admin.site.is_registered(_model):
+        _with_mappings(admin.site.get_model_admin(_model))

@@ -376,6 +376,11 @@ def test_the_catalog_admin_lists_every_catalog_type(staff):
     assert "invoice" in chooser.lower() and "customer" in chooser.lower()
 
 
+# The admin's read-only inline of the invoice's mappings (console/admin.py adds it): its
+# management form, as the browser posts it.
+MAPPINGS_INLINE = {"integrations-TOTAL_FORMS": "0", "integrations-INITIAL_FORMS": "0"}
+
+
 def test_admin_changelist_and_add_page(staff):
     invoice = InvoiceFactory(number="INV-1")
     html = staff.get("/admin/catalog/invoice/?status__exact=draft&q=INV").content.decode()
@@ -384,7 +389,8 @@ def test_admin_changelist_and_add_page(staff):
     assert add.status_code == 200 and 'name="lines"' in add.content.decode()
 
     lines = "Hosting | Plan | 2 | 999\n\nSupport | 1 | 5000"
-    data = {"customer": invoice.customer_id, "currency": "USD", "due_date": "", "description": "", "lines": lines}
+    data = {"customer": invoice.customer_id, "currency": "USD", "due_date": "", "description": "", "lines": lines,
+            **MAPPINGS_INLINE}
     assert staff.post("/admin/catalog/invoice/add/", data).status_code == 302
     created = Invoice.objects.exclude(pk=invoice.pk).get()
     assert (created.currency, created.total, created.status) == ("usd", 2 * 999 + 5000, "draft")
@@ -400,7 +406,8 @@ def test_admin_edits_drafts_only_and_acts_through_the_services(staff):
     draft, paid = InvoiceFactory(), InvoiceFactory(status="paid")
     change = staff.get(f"/admin/catalog/invoice/{draft.pk}/change/").content.decode()
     assert 'name="lines"' in change and 'name="_save"' in change
-    data = {"customer": draft.customer_id, "currency": "eur", "description": "edited", "lines": "Consulting | 4 | 100"}
+    data = {"customer": draft.customer_id, "currency": "eur", "description": "edited", "lines": "Consulting | 4 | 100",
+            **MAPPINGS_INLINE}
     assert staff.post(f"/admin/catalog/invoice/{draft.pk}/change/", data).status_code == 302
     assert Invoice.objects.get(pk=draft.pk).total == 400
 
@@ -480,6 +487,16 @@ def test_console_detail_shows_its_sync_with_a_link_to_stripes_dashboard(staff, s
     assert 'href="https://dashboard.stripe.com/test/invoices/in_console1"' in html and "Stripe:" in html
     integration_record_error(item_id=invoice.pk, integration_type="stripe", error="No such customer", final=True)
     assert "No such customer" in staff.get(f"/invoices/{invoice.pk}/").content.decode()
+
+
+def test_the_invoice_admin_lists_its_mappings_linked_to_stripes_dashboard(admin_client, settings):
+    from catalog.services import integration_record_synced
+
+    settings.STRIPE_API_KEY = "sk_live_admin"
+    invoice = InvoiceFactory()
+    integration_record_synced(item_id=invoice.pk, integration_type="stripe", integration_id="in_admin1")
+    html = admin_client.get(f"/admin/catalog/invoice/{invoice.pk}/change/").content.decode()
+    assert 'href="https://dashboard.stripe.com/invoices/in_admin1"' in html
 
 
 def test_console_creates_and_edits_drafts(staff):
