@@ -84,6 +84,8 @@ class Integration:
     webhook_urls: str = ""
     # drf-spectacular postprocessing hooks that document its plain Django views.
     openapi_hooks: Sequence[Callable[..., dict[str, Any]]] = field(default_factory=tuple)
+    # prometheus_client collectors of gauges read when /metrics is scraped (e.g. a backlog).
+    collectors: Sequence[Any] = field(default_factory=tuple)
 
     def sync_for(self, model: type[CatalogItem]) -> CatalogSync | None:
         return next((sync for sync in self.syncs if sync.model is model), None)
@@ -171,6 +173,11 @@ def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
 def webhook_urlpatterns() -> list[URLPattern | URLResolver]:
     """The integrations' incoming webhook views, for the project's URLconf (under /webhooks/)."""
     return [path("", include(integration.webhook_urls)) for integration in _integrations.values() if integration.webhook_urls]
+
+
+def integration_collectors() -> list[Any]:
+    """Every integration's scrape-time collectors, for /metrics."""
+    return [collector for integration in _integrations.values() for collector in integration.collectors]
 
 
 def document_integrations(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

@@ -91,15 +91,20 @@ _render_lock = threading.Lock()
 
 def render_metrics() -> bytes:
     """The exposition text: this process's (or, in multiprocess mode, every process's) metrics
-    plus the shared-state gauges."""
+    plus the shared-state gauges, the hub's and each integration's (its contract's collectors)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
+    from .integrations import integration_collectors
+
+    collectors = [_state_collector, *integration_collectors()]
     with _render_lock:
-        registry.register(_state_collector)
+        for collector in collectors:
+            registry.register(collector)
         try:
             return generate_latest(registry)
         finally:
-            registry.unregister(_state_collector)
+            for collector in collectors:
+                registry.unregister(collector)

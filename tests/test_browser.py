@@ -475,6 +475,45 @@ def test_integrations_page_filters_and_refreshes_in_place(page, hub):
     screenshot(page, "integrations")
 
 
+def test_an_invoice_drafted_in_the_console_reaches_stripe_and_is_finalized_there(page, hub):
+    customer_id = create_customer(hub, "Ada Invoiced", f"{unique('invoice')}@example.com")
+    page.goto("/invoices/")
+    page.get_by_role("link", name="New invoice").click()
+    page.get_by_label("Customer").fill(str(customer_id))
+    page.get_by_label("Currency").fill("EUR")
+    page.get_by_label("Description").fill("Consulting, December")
+    page.get_by_label("Lines").fill("Consulting | 3 | 12500\nTravel | 1 | 4000")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("tr[data-line]")).to_have_count(2)
+    invoice_id = int(re.search(r"/invoices/(\d+)/", page.url).group(1))
+
+    def synced_here() -> bool:
+        page.reload()
+        return "Synced" in page.locator("[data-mapping=stripe]").inner_text()
+
+    wait_until(synced_here, timeout=SYNC_TIMEOUT, message="invoice synced with Stripe")
+    link = page.locator("[data-mapping=stripe] a")
+    expect(link).to_have_attribute("href", re.compile(r"^https://dashboard\.stripe\.com/test/invoices/in_"))
+    remote_id = link.inner_text()
+    assert hub.stripe.v1.invoices.retrieve(remote_id).total == 41500
+    screenshot(page, "invoice-draft")
+
+    page.locator("button[data-action=finalize]").click()
+    expect(page.locator("h1")).to_contain_text("Open")
+    wait_until(lambda: hub.stripe.v1.invoices.retrieve(remote_id).status == "open", timeout=SYNC_TIMEOUT)
+    number = hub.stripe.v1.invoices.retrieve(remote_id).number
+
+    def numbered_here() -> bool:
+        page.reload()
+        return number in page.locator("h1").inner_text()
+
+    wait_until(numbered_here, timeout=SYNC_TIMEOUT, message="Stripe's number shown")
+    page.goto(f"/invoices/?q={number}")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    screenshot(page, "invoice-list")
+    assert hub.api("GET", f"/api/invoices/{invoice_id}").json()["status"] == "open"
+
+
 def test_phone_width_has_no_horizontal_overflow(hub, browser, staff_session, console_errors):
     page = open_page(browser, hub, staff_session, console_errors, viewport=PHONE, is_mobile=True, has_touch=True)
     for path in ["/", "/customers/", "/integrations/"]:
@@ -548,6 +587,11 @@ def test_no_console_errors_on_any_page(page, hub):
         f"/customers/{customer_id}/edit/",
         f"/customers/{customer_id}/delete/",
         "/integrations/?status=failed",
+        "/invoices/",
+        "/invoices/new/",
+        "/admin/catalog/invoice/",
+        "/admin/catalog/invoice/add/",
+        "/api/invoices",
         "/admin/",
         "/admin/catalog/customer/",
         "/admin/catalog/customer/add/",
