@@ -9,5 +9,6 @@ class SyncConfig(AppConfig):
     def ready(self) -> None:
         from .groups import sync_groups_ensure
 
-        # After the catalog's and our own permissions exist (auth creates them per app, in order).
-        post_migrate.connect(sync_groups_ensure, sender=self, dispatch_uid="sync-groups")
+        # After every app's migration (auth makes each app's permissions at its own): an
+        # integration's app comes after this one.
+        post_migrate.connect(sync_groups_ensure, dispatch_uid="sync-groups")

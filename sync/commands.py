@@ -46,7 +46,10 @@ class IntegrationWorkerCommand(BaseCommand):
         integration = integration_named(self.integration)
         tasks = integration.tasks(direction=self.direction, catalog_types=catalog_types)
         if not tasks:
-            raise CommandError(f"{integration.name} has no {self.direction} task for {catalog_types or 'any type'}")
+            raise CommandError(
+                f"{integration.name} has no {self.direction + ' ' if self.direction else ''}task for "
+                f"{catalog_types or 'any type'}"
+            )
         group_id = group_id or worker_group(
             integration=integration.name, direction=self.direction, catalog_type="-".join(sorted(catalog_types))
         )

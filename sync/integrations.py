@@ -86,14 +86,27 @@ class Integration:
     openapi_hooks: Sequence[Callable[..., dict[str, Any]]] = field(default_factory=tuple)
     # prometheus_client collectors of gauges read when /metrics is scraped (e.g. a backlog).
     collectors: Sequence[Any] = field(default_factory=tuple)
+    # Staff pages of its own: a URLconf module mounted under /integrations/<name>/ (namespace
+    # <name>), and the (label, URL name, permission) links the console's navigation shows.
+    staff_urls: str = ""
+    staff_links: Sequence[tuple[str, str, str]] = ()
+    # A URLconf module of its own REST API, mounted under /api/ (e.g. its endpoints' settings).
+    api_urls: str = ""
+    # Its Django app's label, when it has models of its own: their permissions join the staff
+    # groups' (`sync.groups`).
+    app_label: str = ""
+    # Whether it has anywhere to send changes to now (None: always). Asked at every catalog
+    # change, so keep it cheap; while False, changes are not enqueued for it at all.
+    active: Callable[[], bool] | None = None
 
     def sync_for(self, model: type[CatalogItem]) -> CatalogSync | None:
         return next((sync for sync in self.syncs if sync.model is model), None)
 
-    def tasks(self, *, direction: str, catalog_types: Sequence[str] = ()) -> list[Task]:
-        """Its tasks of `direction`, for `catalog_types` (default: every type it syncs)."""
+    def tasks(self, *, direction: str = "", catalog_types: Sequence[str] = ()) -> list[Task]:
+        """Its tasks of `direction` (empty: both), for `catalog_types` (default: every type it syncs)."""
         chosen = [sync for sync in self.syncs if not catalog_types or sync.catalog_type in catalog_types]
-        tasks = [sync.outward if direction == OUTWARD else sync.inward for sync in chosen]
+        directions = [direction] if direction else list(DIRECTIONS)
+        tasks = [sync.outward if each == OUTWARD else sync.inward for each in directions for sync in chosen]
         return [task for task in tasks if task is not None]
 
 
@@ -109,7 +122,9 @@ def register_integration(integration: Integration) -> None:
         raise ValueError(f"integration {integration.name!r} is already registered")
     _integrations[integration.name] = integration
     for sync in integration.syncs:
-        register_outward_sync(model=sync.model, integration_type=integration.name, task=sync.outward)
+        register_outward_sync(
+            model=sync.model, integration_type=integration.name, task=sync.outward, active=integration.active
+        )
     if integration.health_check is not None:
         register_health_check(integration.name, integration.health_check)
 
@@ -126,19 +141,29 @@ def integration_named(name: str) -> Integration:
         raise LookupError(f"no integration {name!r}; registered: {', '.join(_integrations) or 'none'}") from None
 
 
+def _integration_of(integration_type: str) -> Integration | None:
+    """The integration behind a mapping's `integration_type`: its name, or "<name>:<instance>"
+    for one of its instances (each endpoint of a webhook integration has mappings of its own)."""
+    return _integrations.get(integration_type) or _integrations.get(integration_type.split(":", 1)[0])
+
+
 def integrations_for(model: type[CatalogItem]) -> list[Integration]:
     """The integrations that sync `model`, in registration order."""
     return [integration for integration in _integrations.values() if integration.sync_for(model) is not None]
 
 
 def integration_label(name: str) -> str:
-    integration = _integrations.get(name)
-    return integration.label if integration is not None else name
+    """What staff read for an `integration_type`: "Stripe", or "Webhooks #3" for an instance."""
+    integration = _integration_of(name)
+    if integration is None:
+        return name
+    instance = name.partition(":")[2]
+    return f"{integration.label} #{instance}" if instance else integration.label
 
 
 def external_url(mapping: CatalogIntegration) -> str | None:
     """The mapped item's page in its system's dashboard, if that system has one."""
-    integration = _integrations.get(mapping.integration_type)
+    integration = _integration_of(mapping.integration_type)
     if integration is None or not mapping.integration_id:
         return None
     return integration.external_url(mapping)
@@ -168,6 +193,25 @@ def secret_pattern() -> re.Pattern[str] | None:
 def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
     # Cached: every log line is redacted.
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+
+
+def staff_urlpatterns() -> list[URLPattern | URLResolver]:
+    """The integrations' own staff pages, for the project's URLconf."""
+    return [
+        path(f"integrations/{integration.name}/", include((integration.staff_urls, integration.name)))
+        for integration in _integrations.values()
+        if integration.staff_urls
+    ]
+
+
+def api_urlpatterns() -> list[URLPattern | URLResolver]:
+    """The integrations' own REST APIs, for the project's URLconf (under /api/)."""
+    return [path("", include(integration.api_urls)) for integration in _integrations.values() if integration.api_urls]
+
+
+def staff_links() -> list[tuple[str, str, str]]:
+    """(label, URL name, permission) of every integration's staff pages, for the navigation."""
+    return [link for integration in _integrations.values() for link in integration.staff_links]
 
 
 def webhook_urlpatterns() -> list[URLPattern | URLResolver]:

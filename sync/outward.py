@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -32,21 +32,26 @@ ACTION_DELETE = "delete"
 class OutwardRoute:
     integration_type: str
     task: Task
+    # Whether the integration has anywhere to send to now (None: always): a change is not
+    # enqueued for an integration with nothing to send it to.
+    active: Callable[[], bool] | None = None
 
 
 _routes: dict[type[CatalogItem], list[OutwardRoute]] = {}
 _applying_remote_change: ContextVar[str | None] = ContextVar("applying_remote_change", default=None)
 
 
-def register_outward_sync(*, model: type[CatalogItem], integration_type: str, task: Task) -> None:
-    """Send every change of `model` to `integration_type` through `task`.
+def register_outward_sync(
+    *, model: type[CatalogItem], integration_type: str, task: Task, active: Callable[[], bool] | None = None
+) -> None:
+    """Send every change of `model` to `integration_type` through `task` (while `active()`, if given).
 
     The task is called as task(item_id=..., action="upsert"|"delete", event_id=..., full=..., external_id=...).
     """
     routes = _routes.setdefault(model, [])
     if any(route.integration_type == integration_type for route in routes):
         return
-    routes.append(OutwardRoute(integration_type=integration_type, task=task))
+    routes.append(OutwardRoute(integration_type=integration_type, task=task, active=active))
     post_save.connect(_on_save, sender=model, dispatch_uid=f"outward-save-{model._meta.label}")
     pre_delete.connect(_on_delete, sender=model, dispatch_uid=f"outward-delete-{model._meta.label}")
 
@@ -64,7 +69,11 @@ def applying_remote_change(integration_type: str) -> Iterator[None]:
 
 def _routes_for(instance: CatalogItem) -> list[OutwardRoute]:
     origin = _applying_remote_change.get()
-    return [route for route in _routes.get(type(instance), []) if route.integration_type != origin]
+    return [
+        route
+        for route in _routes.get(type(instance), [])
+        if route.integration_type != origin and (route.active is None or route.active())
+    ]
 
 
 def request_resync(*, item: CatalogItem, full: bool = True, revive: bool = False, new: bool = False) -> int:

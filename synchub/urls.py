@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from sync.integrations import webhook_urlpatterns
+from sync.integrations import api_urlpatterns, staff_urlpatterns, webhook_urlpatterns
 from sync.views import health, metrics
 from synchub.docs import SwaggerUIView
 
@@ -11,9 +11,11 @@ urlpatterns = [
     # pattern before they match. Each integration brings its own (its contract's webhook_urls).
     path("webhooks/", include(webhook_urlpatterns())),
     path("", include("console.urls")),
+    *staff_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/", include("catalog.urls")),
     path("api/", include("sync.urls")),
+    path("api/", include(api_urlpatterns())),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SwaggerUIView.as_view(url_name="schema"), name="docs"),

@@ -1,10 +1,11 @@
 from django import template
 from django.forms import BoundField
+from django.urls import reverse
 from django.utils.html import format_html
 
 from catalog.models import CatalogIntegration, Customer
 from console.presentation import status_badge_class, status_label
-from sync.integrations import external_url, integration_label, integrations_for
+from sync.integrations import external_url, integration_label, integrations_for, staff_links
 
 register = template.Library()
 
@@ -54,3 +55,14 @@ def integration_name(name: str) -> str:
 def external_link(mapping: CatalogIntegration) -> str:
     """The mapped item's page in its system's dashboard, or an empty string."""
     return external_url(mapping) or ""
+
+
+@register.simple_tag(takes_context=True)
+def integration_staff_links(context: template.Context) -> list[dict[str, str]]:
+    """The integrations' own staff pages (their contracts' `staff_links`) the user may open."""
+    user = context["request"].user
+    return [
+        {"label": label, "url_name": url_name, "href": reverse(url_name)}
+        for label, url_name, permission in staff_links()
+        if not permission or user.has_perm(permission)
+    ]

@@ -10,7 +10,7 @@ class Command(IntegrationWorkerCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--integration", required=True, choices=[integration.name for integration in integrations()])
-        parser.add_argument("--direction", required=True, choices=DIRECTIONS)
+        parser.add_argument("--direction", default="", choices=DIRECTIONS, help="default: both, in one consumer group")
         super().add_arguments(parser)
 
     def handle(self, *args, integration: str, direction: str, **options) -> None:
