@@ -33,6 +33,8 @@ def sandbox_environment(env: dict[str, str]) -> tuple[dict[str, str], list[tuple
     services: list[tuple[str, str]] = []
     port = env.setdefault("PORT", "8000")
     env.setdefault("WEB_ACCESS_LOG", "-")  # a developer watches the requests go by
+    # A developer's webhook receivers run on this machine too.
+    env.setdefault("WEBHOOKS_ALLOW_PRIVATE_URLS", "true")
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
         kafka_port = int(env.get("SANDBOX_KAFKA_PORT", SANDBOX_KAFKA_PORT))
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"

@@ -55,6 +55,7 @@ LOCAL_APPS = [
     "catalog",
     "sync",
     "integrations.stripe",
+    "integrations.webhooks",
     "console",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
@@ -365,3 +366,30 @@ STRIPE_WORKER_CONCURRENCY = env.int("STRIPE_WORKER_CONCURRENCY", default=8)
 STRIPE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RATE_LIMIT_PER_SECOND", default=0)
 # Stripe reads of `manage.py sync_reconcile` per second (Stripe allows about 25/s with test keys).
 STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND = env.float("STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND", default=25)
+
+# --- Standard Webhooks endpoints (integrations/webhooks) ------------------------------------
+# Seconds between a failed delivery and its next attempt, one per retry: the specification's
+# recommended schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); after the last, a dead letter.
+WEBHOOKS_RETRY_SCHEDULE = [
+    float(value)
+    for value in env.list("WEBHOOKS_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"])
+]
+# An endpoint failing every delivery for this long is disabled (and its queue dead-lettered).
+WEBHOOKS_DISABLE_AFTER_SECONDS = env.float("WEBHOOKS_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# How long an endpoint's system may answer; past it the attempt failed.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+# Deliveries in flight at once, and at most per endpoint (a slow one cannot take them all).
+WEBHOOKS_CONCURRENCY = env.int("WEBHOOKS_CONCURRENCY", default=8)
+WEBHOOKS_PER_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_PER_ENDPOINT_CONCURRENCY", default=2)
+# After a secret rotation, the old secret still signs and verifies for this long.
+WEBHOOKS_SECRET_GRACE_SECONDS = env.float("WEBHOOKS_SECRET_GRACE_SECONDS", default=24 * 3600)
+# Endpoint URLs on loopback, private or link-local addresses are refused (no requests into the
+# hub's own network), unless this allows them (tests and the sandbox, all on 127.0.0.1).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# Whether any endpoint is enabled is asked at every catalog change and kept this long per process
+# (with none, changes are not enqueued for webhooks at all): an endpoint created or enabled hears
+# of changes from at most this long after.
+WEBHOOKS_ACTIVE_CACHE_SECONDS = env.float("WEBHOOKS_ACTIVE_CACHE_SECONDS", default=1.0)
+# Delivered messages (with their attempts) and received message ids are kept this long: a
+# message id is known as a replay for as long.
+WEBHOOKS_RETENTION_DAYS = env.float("WEBHOOKS_RETENTION_DAYS", default=30)

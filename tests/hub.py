@@ -32,7 +32,7 @@ from .helpers import wait_until
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
 HEALTH_TOKEN = "e2e-health-token"  # /health's details (README "Health and metrics")
-CONSUMERS = ("stripe_worker", "inward_worker")  # the Procfile's Kafka consumers
+CONSUMERS = ("stripe_worker", "inward_worker", "webhooks_worker")  # the Procfile's Kafka consumers
 
 
 class Hub:
@@ -77,6 +77,13 @@ class Hub:
             extra={
                 "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
                 "SYNC_RETRY_BACKOFF_MAX_SECONDS": "2",
+                # Webhook endpoints: the tests' receivers are on 127.0.0.1; retries in seconds,
+                # an endpoint disabled after 15 s of failures, no cache of "any endpoint?".
+                "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
+                "WEBHOOKS_RETRY_SCHEDULE": "0.5,1,2,2,2,2,2,2,2,2",
+                "WEBHOOKS_DISABLE_AFTER_SECONDS": "15",
+                "WEBHOOKS_TIMEOUT_SECONDS": "2",
+                "WEBHOOKS_ACTIVE_CACHE_SECONDS": "0",
                 # Plain HTTP on this machine.
                 "SESSION_COOKIE_SECURE": "false",
                 "CSRF_COOKIE_SECURE": "false",

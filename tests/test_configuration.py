@@ -54,12 +54,15 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
 
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
     commands = get_commands()
-    for name in ("migrate", "relay", "stripe_worker", "inward_worker", "stripe_catchup"):
+    for name in ("migrate", "relay", "stripe_worker", "inward_worker", "stripe_catchup", "webhooks_worker", "webhook_sender"):
         command = services[name]["command"]
         assert command[:2] == ["python", "manage.py"] and command[2] in commands, command
         assert set(services[name]["environment"]) <= documented
     procfile = (BASE_DIR / "Procfile").read_text()
-    for name in ("run_outbox_relay", "run_stripe_worker", "run_inward_sync_worker", "run_stripe_catchup"):
+    for name in (
+        "run_outbox_relay", "run_stripe_worker", "run_inward_sync_worker", "run_stripe_catchup", "run_sync_worker",
+        "run_webhook_deliveries",
+    ):
         assert name in procfile
 
 

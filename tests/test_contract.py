@@ -40,7 +40,7 @@ def unique(prefix: str) -> str:
 
 def test_stripe_declares_customers_and_invoices_with_their_own_topics():
     stripe = integration_named("stripe")
-    assert [integration.name for integration in integrations_for(Invoice)] == ["stripe"]
+    assert [integration.name for integration in integrations_for(Invoice)] == ["stripe", "webhooks"]
     assert {(sync.catalog_type, sync.outward.topic, sync.inward.topic) for sync in stripe.syncs} == {
         ("customer", "stripe_customer_outward", "stripe_customer_inward"),
         ("invoice", "stripe_invoice_outward", "stripe_invoice_inward"),
@@ -109,7 +109,7 @@ def test_run_sync_worker_offers_the_registered_integrations_and_directions(capsy
     with pytest.raises(SystemExit):
         call_command("run_sync_worker", "--help")
     shown = capsys.readouterr().out
-    assert "--integration {stripe}" in shown and "{outward,inward}" in shown
+    assert "--integration {stripe,webhooks}" in shown and "{outward,inward}" in shown
     with pytest.raises(CommandError):
         call_command("run_sync_worker", integration="stripe", direction="inward", catalog_types=["order"])
 
