@@ -1,13 +1,19 @@
-"""Helpers shared by the tests: polling with a deadline, Stripe signatures, a task-worker runner."""
+"""Helpers shared by the tests: polling with a deadline, Stripe signatures, a task-worker runner, a
+Standard Webhooks receiver (another system, as a process of its own)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
+import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer
@@ -74,3 +80,89 @@ def read_topic(topic: str, *, expected: int, timeout: float = 20.0) -> list:
     finally:
         consumer.close()
     return records
+
+
+class Receiver:
+    """Another system that speaks Standard Webhooks: `tests/webhook_receiver.py` as a real process,
+    and its control API. `url` is where the hub delivers; `send` has it sign a change and POST it
+    to the hub. `log_path`: the process's output (a line per request); `messages_path`: a JSON
+    line per received message (by default beside `log_path`, with the suffix .jsonl)."""
+
+    def __init__(
+        self, secrets: str | list[str], *, log_path: Path | None = None, messages_path: Path | None = None
+    ) -> None:
+        from sandbox.processes import BASE_DIR, free_port, start, wait_for_port
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "tests.webhook_receiver", "--port", str(self.port)]
+        for secret in [secrets] if isinstance(secrets, str) else secrets:
+            command += ["--secret", secret]
+        self.messages_path = messages_path or (log_path.with_suffix(".jsonl") if log_path else None)
+        if self.messages_path:
+            command += ["--log", str(self.messages_path)]
+        pythonpath = os.pathsep.join(filter(None, [str(BASE_DIR), os.environ.get("PYTHONPATH")]))
+        self.process = start(command, log_path=log_path, env={**os.environ, "PYTHONPATH": pythonpath})
+        try:
+            wait_for_port(self.port, process=self.process, timeout=15)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        """Where the hub delivers (POST /hook)."""
+        return f"{self.base}/hook"
+
+    def _call(self, method: str, path: str, payload: Any = None, *, timeout: float = 10.0) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def mode(
+        self, mode: str, *, n: int | None = None, slow_seconds: float | None = None, stall_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """Mode ok, fail, stall, slow or fail_times (failing `n` attempts); delays stay until changed."""
+        settings = {"n": n, "slow_seconds": slow_seconds, "stall_seconds": stall_seconds}
+        return self._call("POST", "/_mode", {"mode": mode, **{k: v for k, v in settings.items() if v is not None}})
+
+    def received(self) -> list[dict[str, Any]]:
+        """The messages it accepted, in arrival order (redeliveries included, marked `duplicate`)."""
+        return self._call("GET", "/_received")
+
+    def stats(self) -> dict[str, Any]:
+        """Counts: received, failed, rejected (bad signature or body), stalled, attempts; and the mode."""
+        return self._call("GET", "/_stats")
+
+    def reset(self) -> None:
+        """Forget messages and counts, back to mode ok; the secrets stay."""
+        self._call("POST", "/_reset", {})
+
+    def set_secrets(self, secrets: list[str]) -> None:
+        """Accept messages signed with any of `secrets`; `send` signs with the first."""
+        self._call("POST", "/_secret", {"secrets": list(secrets)})
+
+    def send(self, url: str, type: str, data: dict[str, Any], **extra: Any) -> tuple[int | None, str]:  # noqa: A002
+        """Have it sign `{"type", "timestamp", "data"}` and POST it to `url` (the hub's inbound endpoint);
+        the hub's status (None if it could not be reached) and body. `extra`: id, timestamp (unix),
+        secret (instead of its own), headers (added or replacing the signed ones)."""
+        answer = self._call("POST", "/_send", {"url": url, "type": type, "data": data, **extra}, timeout=20)
+        return answer["status"], answer["body"] or answer.get("error", "")
+
+    def close(self) -> None:
+        from sandbox.processes import stop
+
+        stop(self.process)
+
+
+@contextlib.contextmanager
+def running_receiver(secret: str | list[str], log_path: Path | None = None) -> Iterator[Receiver]:
+    """A `Receiver` for the block, stopped after it."""
+    receiver = Receiver(secret, log_path=log_path)
+    try:
+        yield receiver
+    finally:
+        receiver.close()
