@@ -115,3 +115,16 @@ def _plain_http_test_client(settings):
     settings.SECURE_SSL_REDIRECT = False
     settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
     assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is True
+
+
+@pytest.fixture(autouse=True)
+def _no_webhook_endpoint_yet():
+    """Each test starts without webhook endpoints (its database is empty), and the process
+    knows it without a query: statement counts stay those of the code under test. A test that
+    saves an endpoint makes the process ask again (integrations/webhooks/apps.py)."""
+    import time
+
+    from integrations.webhooks import services
+
+    services._active = (time.monotonic(), False)
+    yield

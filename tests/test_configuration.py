@@ -45,7 +45,8 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
     compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) == {
-        "postgres", "kafka", "migrate", "web", "relay", "stripe_worker", "inward_worker", "stripe_catchup"
+        "postgres", "kafka", "migrate", "web", "relay", "stripe_worker", "inward_worker", "stripe_catchup",
+        "webhooks_worker", "webhook_sender",
     }
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft

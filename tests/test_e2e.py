@@ -228,6 +228,6 @@ def test_gunicorn_serves_docs_static_files_health_and_metrics(hub):
     headers = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
     health = requests.get(f"{hub.base_url}/health", headers=headers, timeout=10)
     assert health.status_code == 200, health.text
-    assert set(health.json()["checks"]) == {"database", "kafka", "stripe"}
+    assert set(health.json()["checks"]) == {"database", "kafka", "stripe", "webhooks"}
     metrics = requests.get(f"{hub.base_url}/metrics", timeout=10).text
     assert "synchub_outbox_backlog" in metrics and "synchub_consumer_lag" in metrics

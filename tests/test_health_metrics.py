@@ -27,7 +27,7 @@ def test_health_is_200_when_database_kafka_and_stripe_answer(kafka, stripe_sandb
 
     body = Client().get("/health", HTTP_AUTHORIZATION=f"Bearer {health_token}").json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "kafka", "stripe"}
+    assert set(body["checks"]) == {"database", "kafka", "stripe", "webhooks"}
     assert all(check["ok"] for check in body["checks"].values())
 
 

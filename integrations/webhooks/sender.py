@@ -42,6 +42,7 @@ class DeliverySender:
                         deliveries_prune()
                         self._pruned_at = time.monotonic()
                     self._resend_step()
+                    _dead_letter_disabled()
                     self._submit_due(pool, in_flight)
                     done, _ = wait(list(in_flight), timeout=IDLE_POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -78,6 +79,14 @@ class DeliverySender:
             per_endpoint[delivery.endpoint_id] += 1
             busy_items.add(key)
             free -= 1
+
+
+def _dead_letter_disabled() -> None:
+    """A change queued for an endpoint while it was being disabled (the fan-out read it enabled
+    just before) joins its dead letters, as the rest of its queue did."""
+    WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, endpoint__enabled=False).update(
+        status=WebhookDelivery.Status.DEAD, last_error="endpoint disabled"
+    )
 
 
 def _send(delivery: WebhookDelivery) -> Answer:

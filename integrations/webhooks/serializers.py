@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -16,7 +17,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         max_length=50,
         help_text="Event types it receives, e.g. customer.updated or invoice.*; empty: every one.",
     )
-    pending = serializers.IntegerField(read_only=True, required=False, help_text="Deliveries not yet made.")
+    pending = serializers.SerializerMethodField(help_text="Deliveries not yet made.")
 
     class Meta:
         model = WebhookEndpoint
@@ -25,6 +26,14 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
             "created_at", "updated_at",
         ]
         read_only_fields = ["disabled_reason", "failing_since", "created_at", "updated_at"]
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_pending(self, endpoint: WebhookEndpoint) -> int:
+        # Annotated on lists (one query); counted for a single endpoint just made or changed.
+        pending = getattr(endpoint, "pending", None)
+        if pending is None:
+            pending = endpoint.deliveries.filter(status=WebhookDelivery.Status.PENDING).count()
+        return pending
 
     def validate_url(self, value: str) -> str:
         try:
