@@ -32,7 +32,7 @@ from .helpers import wait_until
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
 HEALTH_TOKEN = "e2e-health-token"  # /health's details (README "Health and metrics")
-CONSUMERS = ("stripe_worker", "inward_worker", "webhooks_worker")  # the Procfile's Kafka consumers
+CONSUMERS = ("stripe_worker", "inward_worker", "invoice_inward_worker", "webhooks_worker")  # the Procfile's Kafka consumers
 
 
 class Hub:

@@ -46,7 +46,7 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
     services = compose["services"]
     assert set(services) == {
         "postgres", "kafka", "migrate", "web", "relay", "stripe_worker", "inward_worker", "stripe_catchup",
-        "webhooks_worker", "webhook_sender",
+        "invoice_inward_worker", "webhooks_worker", "webhook_sender",
     }
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
@@ -55,7 +55,10 @@ def test_docker_compose_runs_the_hub_on_kafka_kraft_and_postgres():
 
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (BASE_DIR / ".env.example").read_text(), re.M))
     commands = get_commands()
-    for name in ("migrate", "relay", "stripe_worker", "inward_worker", "stripe_catchup", "webhooks_worker", "webhook_sender"):
+    for name in (
+        "migrate", "relay", "stripe_worker", "inward_worker", "invoice_inward_worker", "stripe_catchup",
+        "webhooks_worker", "webhook_sender",
+    ):
         command = services[name]["command"]
         assert command[:2] == ["python", "manage.py"] and command[2] in commands, command
         assert set(services[name]["environment"]) <= documented
