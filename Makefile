@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser run test clean
+.PHONY: setup browser promtool run test clean
 
 # (Re)build the virtual environment whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-sandbox.txt requirements-dev.txt build-constraints.txt
@@ -27,7 +27,11 @@ run: setup
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: setup browser
+# promtool, for the alert rules' unit tests (tests/test_alerts.py), from Debian's prometheus package.
+promtool:
+	command -v promtool >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus)
+
+test: setup browser promtool
 	$(BIN)/python -m pytest
 
 clean:
