@@ -53,3 +53,22 @@ def test_the_rules_use_series_the_hub_exports():
     for rule in rules():
         used = set(re.findall(r"\b(synchub_\w+)", rule["expr"]))
         assert used and used <= series, (rule["alert"], used - series)
+
+
+@pytest.mark.django_db
+def test_the_grafana_dashboard_charts_series_the_hub_exports():
+    import json
+
+    from sync.metrics import render_metrics
+
+    dashboard = json.loads((OPERATIONS / "grafana-dashboard.json").read_text())
+    exported = render_metrics().decode()
+    names = set(re.findall(r"^# TYPE (\w+) (\w+)", exported, re.M))
+    series = {name for name, _ in names} | {f"{name}_total" for name, kind in names if kind == "counter"}
+    series |= {f"{name}_{part}" for name, kind in names if kind == "histogram" for part in ("count", "bucket", "sum")}
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels) >= 10
+    for panel in panels:
+        for target in panel["targets"]:
+            used = set(re.findall(r"\b(synchub_\w+)", target["expr"]))
+            assert used and used <= series, (panel["title"], used - series)
