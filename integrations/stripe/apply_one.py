@@ -23,7 +23,7 @@ from catalog.services import (
 from sync.audit import SyncResult
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import MergeOutcome, merge_three_way
-from sync.models import SyncConflict
+from sync.conflicts import conflicts_record
 from sync.outward import applying_remote_change
 from sync.tasks import PermanentTaskError
 from sync.tombstones import DeletedBy, tombstones_clear
@@ -121,17 +121,9 @@ def _merge_remote(
     integration_record_agreed(mapping=mapping, agreed_fields=merged.agreed)
     if not merged.conflicts:
         return local, False
-    SyncConflict.objects.bulk_create(
-        SyncConflict(
-            catalog_item=local,
-            integration_type=INTEGRATION_TYPE,
-            field=conflict.field,
-            local_value=conflict.local_value,
-            remote_value=conflict.remote_value,
-            kept="local",
-            remote_event_id=event_id,
-        )
-        for conflict in merged.conflicts
+    conflicts_record(
+        item_id=local.pk, integration_type=INTEGRATION_TYPE, conflicts=merged.conflicts, kept="local",
+        remote_event_id=event_id,
     )
     fields = ", ".join(conflict.field for conflict in merged.conflicts)
     logger.warning("conflict on %s %s: kept local %s", INTEGRATION_TYPE, mapping.integration_id, fields)

@@ -27,7 +27,7 @@ from catalog.services import (
 from sync.audit import SyncResult
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import merge_three_way
-from sync.models import SyncConflict
+from sync.conflicts import conflicts_record
 from sync.outward import applying_remote_change, request_resync
 from sync.tasks import PermanentTaskError, RetryLater
 from sync.tombstones import DeletedBy, tombstones_alive
@@ -185,18 +185,12 @@ def _merge(invoice: Invoice, mapping: CatalogIntegration, remote: dict[str, Any]
             apply_local["status"] = agreed["status"] = conflict.remote_value
         else:
             kept_local.append(conflict)
-    SyncConflict.objects.bulk_create(
-        SyncConflict(
-            catalog_item=invoice,
-            integration_type=INTEGRATION_TYPE,
-            field=conflict.field,
-            local_value=conflict.local_value,
-            remote_value=conflict.remote_value,
-            kept="local" if conflict in kept_local else "remote",
+    kept_remote = [conflict for conflict in merged.conflicts if conflict not in kept_local]
+    for kept, conflicts in (("local", kept_local), ("remote", kept_remote)):
+        conflicts_record(
+            item_id=invoice.pk, integration_type=INTEGRATION_TYPE, conflicts=conflicts, kept=kept,
             remote_event_id=event_id,
         )
-        for conflict in merged.conflicts
-    )
     if apply_local:
         invoice_record_remote(invoice=invoice, **catalog_fields(apply_local))
     integration_record_agreed(mapping=mapping, agreed_fields=agreed)

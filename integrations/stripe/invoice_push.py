@@ -24,8 +24,8 @@ from catalog.services import (
     integrations_begin_create,
 )
 from sync.audit import SyncResult
-from sync.merge import merge_three_way
-from sync.models import SyncConflict
+from sync.merge import Conflict, merge_three_way
+from sync.conflicts import conflicts_record
 from sync.outward import ACTION_DELETE, applying_remote_change
 from sync.tasks import PermanentTaskError, RetryLater
 from sync.tombstones import DeletedBy
@@ -97,7 +97,7 @@ def _push(invoice: Invoice, event_id: str) -> SyncResult:
             if getattr(exc, "http_status", None) != 404:
                 raise
             return _unlink(invoice, mapping.integration_id)
-        remote, changed_in_stripe = _follow_draft(client, remote, local, mapping.synced_fields, event_id)
+        remote, changed_in_stripe = _follow_draft(client, remote, local, mapping.synced_fields, event_id, invoice.pk)
     remote = _advance_status(client, remote, local["status"], event_id)
     theirs = stripe_invoice_values(remote)
     with transaction.atomic():
@@ -156,7 +156,12 @@ def _create_remote(
 
 
 def _follow_draft(
-    client: stripe.StripeClient, remote: dict[str, Any], local: dict[str, Any], base: dict[str, Any], event_id: str
+    client: stripe.StripeClient,
+    remote: dict[str, Any],
+    local: dict[str, Any],
+    base: dict[str, Any],
+    event_id: str,
+    item_id: int,
 ) -> tuple[dict[str, Any], set[str]]:
     """While Stripe's invoice is a draft, send it the content changed here since both sides last
     agreed (`base`): description, terms, lines (replaced whole: a draft's items are ours alone).
@@ -171,7 +176,7 @@ def _follow_draft(
         remote={name: theirs[name] for name in DRAFT_CONTENT_FIELDS},
         local_pending=True,  # no agreement known yet: this side's values are the ones to send
     )
-    _record_conflicts(remote["id"], local, merged.conflicts)
+    conflicts_record(item_id=item_id, integration_type=INTEGRATION_TYPE, conflicts=merged.conflicts, kept="local")
     send = {name for name in DRAFT_CONTENT_FIELDS if local[name] != theirs[name] and name not in merged.apply_local}
     update: dict[str, Any] = {}
     if "description" in send:
@@ -188,23 +193,6 @@ def _follow_draft(
                       **stripe_line_params(line)}
             client.v1.invoice_items.create(params=params, options=idempotency_options(event_id, f"line-{index}", params))
     return (_retrieve(client, remote["id"]) if send else remote), set(merged.apply_local)
-
-
-def _record_conflicts(invoice_id: str, local: dict[str, Any], conflicts: list) -> None:
-    if not conflicts:
-        return
-    mapping = CatalogIntegration.objects.get(integration_type=INTEGRATION_TYPE, integration_id=invoice_id)
-    SyncConflict.objects.bulk_create(
-        SyncConflict(
-            catalog_item_id=mapping.catalog_item_id,
-            integration_type=INTEGRATION_TYPE,
-            field=conflict.field,
-            local_value=conflict.local_value,
-            remote_value=conflict.remote_value,
-            kept="local",
-        )
-        for conflict in conflicts
-    )
 
 
 def _advance_status(client: stripe.StripeClient, remote: dict[str, Any], wanted: str, event_id: str) -> dict[str, Any]:
@@ -246,16 +234,11 @@ def _take_stripe_state(
     if not fields:
         return
     conflicts = [name for name in fields if name in base and local[name] != base[name]]
-    SyncConflict.objects.bulk_create(
-        SyncConflict(
-            catalog_item=invoice,
-            integration_type=INTEGRATION_TYPE,
-            field=name,
-            local_value=local[name],
-            remote_value=theirs[name],
-            kept="remote",
-        )
-        for name in conflicts
+    conflicts_record(
+        item_id=invoice.pk,
+        integration_type=INTEGRATION_TYPE,
+        conflicts=[Conflict(name, local[name], theirs[name]) for name in conflicts],
+        kept="remote",
     )
     if conflicts:
         logger.warning("invoice %s: Stripe's %s kept over the catalog's", invoice.pk, ", ".join(conflicts))

@@ -33,7 +33,7 @@ from catalog.services import (
 from sync.audit import SyncResult
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import merge_three_way
-from sync.models import SyncConflict
+from sync.conflicts import conflicts_record
 from sync.outward import applying_remote_change, request_resync
 from sync.tasks import PermanentTaskError
 from sync.tombstones import DeletedBy, tombstone_record
@@ -130,13 +130,9 @@ def _upsert(
         integration_record_agreed(mapping=mapping, agreed_fields=merged.agreed)
         if not merged.conflicts:
             return local, None
-        SyncConflict.objects.bulk_create(
-            SyncConflict(
-                catalog_item=local, integration_type=integration_type, field=conflict.field,
-                local_value=conflict.local_value, remote_value=conflict.remote_value, kept="local",
-                remote_event_id=message_id,
-            )
-            for conflict in merged.conflicts
+        conflicts_record(
+            item_id=local.pk, integration_type=integration_type, conflicts=merged.conflicts, kept="local",
+            remote_event_id=message_id,
         )
         return local, local
     local = customers_with_email(incoming["email"]).first() if incoming.get("email") else None
