@@ -11,19 +11,19 @@ from typing import Any
 from django.db import transaction
 
 from catalog.models import CatalogIntegration, Invoice
-from catalog.services import integration_remove
 from sync.outward import request_resync
 from sync.reconcile import FIELD_DIFF, MISSING_LOCAL, MISSING_REMOTE, ORPHAN_MAPPING, Difference
-from sync.tombstones import DeletedBy, tombstones_alive
+from sync.tombstones import tombstones_alive
 
 from . import INTEGRATION_TYPE
 from .client import stripe_client
 from .fields import local_id_of
 from .invoice_fields import local_invoice_values, stripe_invoice_values
-from .reconcile import StripeListing
-from .records import stripe_tombstone
+from .reconcile import StripeReconcilerBase
 
-class StripeInvoiceReconciler(StripeListing):
+class StripeInvoiceReconciler(StripeReconcilerBase):
+    model = Invoice
+
     def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
         """Every Stripe invoice."""
         return self.read_all(stripe_client().v1.invoices.list, what="invoices", progress=progress)
@@ -71,21 +71,11 @@ class StripeInvoiceReconciler(StripeListing):
         enqueued = 0
         for difference in differences:
             if difference.kind == ORPHAN_MAPPING:
-                with transaction.atomic():
-                    integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
-                    stripe_tombstone(
-                        deleted_by=DeletedBy.REMOTE,
-                        external_id=difference.external_id,
-                        item_id=difference.item_id,
-                        model=Invoice,
-                    )
-            elif difference.kind == FIELD_DIFF and not self._changed_in_stripe(difference):
-                invoice = Invoice.objects.non_polymorphic().filter(pk=difference.item_id).first()
-                if invoice is None:
-                    continue
-                with transaction.atomic():
-                    request_resync(item=invoice)
-            elif difference.kind == MISSING_REMOTE:
+                self._unlink_orphan(difference)
+            elif difference.kind == MISSING_REMOTE or (
+                difference.kind == FIELD_DIFF and not self._changed_in_stripe(difference)
+            ):
+                # Only the local side moved (or never reached Stripe): push it again.
                 invoice = Invoice.objects.non_polymorphic().filter(pk=difference.item_id).first()
                 if invoice is None:
                     continue
@@ -105,10 +95,5 @@ class StripeInvoiceReconciler(StripeListing):
             enqueued += 1
         return enqueued
 
-    def _changed_in_stripe(self, difference: Difference) -> bool:
-        mapping = CatalogIntegration.objects.filter(
-            catalog_item_id=difference.item_id, integration_type=INTEGRATION_TYPE
-        ).first()
-        base = mapping.synced_fields if mapping else {}
-        theirs = stripe_invoice_values(self.remote[difference.external_id])
-        return any(name in base and base[name] != value for name, value in theirs.items())
+    def values(self, remote: dict[str, Any]) -> dict[str, Any]:
+        return stripe_invoice_values(remote)

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from catalog.models import CatalogIntegration, Customer
+from catalog.models import CatalogIntegration, CatalogItem, Customer
 from catalog.services import integration_remove
 from sync.outward import request_resync
 from sync.tombstones import DeletedBy, tombstones_alive
@@ -33,8 +33,13 @@ from .records import stripe_tombstone
 PAGE_SIZE = 100
 
 
-class StripeListing:
-    """Reads every object of a kind from Stripe for a reconciler, within its own rate limit."""
+class StripeReconcilerBase:
+    """What the Stripe reconcilers of every catalog type share: reading every object of their
+    kind within their own rate limit, telling a difference Stripe made from one made here, and
+    unlinking an item whose Stripe object is gone. Subclasses name their `model` and read a
+    Stripe object's `values` as the merge base keeps them."""
+
+    model: type[CatalogItem]
 
     def __init__(self, *, rate_limit: float | None = None) -> None:
         rate = settings.STRIPE_RECONCILE_RATE_LIMIT_PER_SECOND if rate_limit is None else rate_limit
@@ -60,8 +65,37 @@ class StripeListing:
                 return objects
             params = {"limit": PAGE_SIZE, "starting_after": page.data[-1].id}
 
+    def values(self, remote: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
 
-class StripeReconciler(StripeListing):
+    def _unlink_orphan(self, difference: Difference) -> None:
+        """Deleted in Stripe while its webhook was lost: as if it had come, the item is unlinked
+        (the hub keeps it) and its tombstone keeps it from being recreated."""
+        with transaction.atomic():
+            integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
+            stripe_tombstone(
+                deleted_by=DeletedBy.REMOTE,
+                external_id=difference.external_id,
+                item_id=difference.item_id,
+                model=self.model,
+            )
+
+    @staticmethod
+    def _base(difference: Difference) -> dict[str, Any]:
+        mapping = CatalogIntegration.objects.filter(
+            catalog_item_id=difference.item_id, integration_type=INTEGRATION_TYPE
+        ).first()
+        return mapping.synced_fields if mapping else {}
+
+    def _changed_in_stripe(self, difference: Difference) -> bool:
+        base = self._base(difference)
+        theirs = self.values(self.remote[difference.external_id])
+        return any(name in base and base[name] != value for name, value in theirs.items())
+
+
+class StripeReconciler(StripeReconcilerBase):
+    model = Customer
+
     def fetch_remote(self, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
         """Every Stripe customer."""
         return self.read_all(stripe_client().v1.customers.list, what="customers", progress=progress)
@@ -124,16 +158,7 @@ class StripeReconciler(StripeListing):
         enqueued = 0
         for difference in differences:
             if difference.kind == ORPHAN_MAPPING:
-                # Deleted in Stripe while its webhook was lost: as if it had come, the customer is
-                # unlinked (the hub keeps it) and its tombstone keeps it from being recreated.
-                with transaction.atomic():
-                    integration_remove(integration_type=INTEGRATION_TYPE, integration_id=difference.external_id)
-                    stripe_tombstone(
-                        deleted_by=DeletedBy.REMOTE,
-                        external_id=difference.external_id,
-                        item_id=difference.item_id,
-                        model=Customer,
-                    )
+                self._unlink_orphan(difference)
             elif difference.kind == MISSING_REMOTE:
                 with transaction.atomic():
                     customer = Customer.objects.filter(pk=difference.item_id).first()
@@ -162,14 +187,5 @@ class StripeReconciler(StripeListing):
             enqueued += 1
         return enqueued
 
-    @staticmethod
-    def _base(difference: Difference) -> dict[str, Any]:
-        mapping = CatalogIntegration.objects.filter(
-            catalog_item_id=difference.item_id, integration_type=INTEGRATION_TYPE
-        ).first()
-        return mapping.synced_fields if mapping else {}
-
-    def _changed_in_stripe(self, difference: Difference) -> bool:
-        base = self._base(difference)
-        theirs = inward_values(self.remote[difference.external_id])
-        return any(field in base and base[field] != value for field, value in theirs.items())
+    def values(self, remote: dict[str, Any]) -> dict[str, Any]:
+        return inward_values(remote)
