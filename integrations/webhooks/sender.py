@@ -21,13 +21,16 @@ logger = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.2  # waiting for answers; nothing in flight: the pause below
 PRUNE_EVERY_SECONDS = 60.0
+# How often a change queued for an endpoint while it was being disabled is dead-lettered: a write
+# of its own, kept out of the 0.2 s loop (on SQLite every write statement takes the file's lock).
+SWEEP_EVERY_SECONDS = 5.0
 
 
 class DeliverySender:
     def __init__(self) -> None:
         self._stop = threading.Event()
         self.sent = 0
-        self._pruned_at = float("-inf")
+        self._pruned_at = self._swept_at = float("-inf")
 
     def stop(self) -> None:
         self._stop.set()
@@ -42,7 +45,9 @@ class DeliverySender:
                         deliveries_prune()
                         self._pruned_at = time.monotonic()
                     self._resend_step()
-                    _dead_letter_disabled()
+                    if time.monotonic() - self._swept_at >= SWEEP_EVERY_SECONDS:
+                        _dead_letter_disabled()
+                        self._swept_at = time.monotonic()
                     self._submit_due(pool, in_flight)
                     done, _ = wait(list(in_flight), timeout=IDLE_POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in done:
