@@ -20,6 +20,8 @@ class SyncResult:
     item_id: int | None = None
     external_id: str = ""
     external_event_id: str = ""
+    # The fields sent or applied, by local name.
+    fields: tuple[str, ...] = ()
 
 
 def sync_event_build(
@@ -47,6 +49,8 @@ def sync_event_build(
         message_id=message.id,
         external_id=(result.external_id if result else "") or str(kwargs.get("external_id") or ""),
         external_event_id=(result.external_event_id if result else "") or str(kwargs.get("event_id") or ""),
+        fields=sorted(result.fields) if result else [],
+        origin=message.origin,
     )
 
 

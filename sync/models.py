@@ -108,9 +108,17 @@ class SyncConflict(models.Model):
     kept = models.CharField(max_length=10, default="local")
     remote_event_id = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Staff's decision, once taken: which value the item keeps ("local" or "remote"), and who.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=10, blank=True, default="")
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["catalog_item", "field"], name="conflict_item_field"),
+            models.Index(fields=["id"], condition=models.Q(resolved_at__isnull=True), name="conflict_open"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.integration_type} item {self.catalog_item_id}.{self.field}: kept {self.kept}"
@@ -129,7 +137,7 @@ class SyncEvent(models.Model):
     integration = models.CharField(max_length=50, blank=True, default="")
     task = models.CharField(max_length=255)
     # No foreign key: the trail outlives deleted items.
-    item_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    item_id = models.BigIntegerField(null=True, blank=True)
     action = models.CharField(max_length=50, blank=True, default="")
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     error = models.TextField(blank=True, default="")
@@ -138,10 +146,18 @@ class SyncEvent(models.Model):
     message_id = models.CharField(max_length=64, blank=True, default="")
     external_id = models.CharField(max_length=255, blank=True, default="")
     external_event_id = models.CharField(max_length=255, blank=True, default="")
+    # The fields the operation sent or applied, by local name (empty: none, or not known).
+    fields = models.JSONField(default=list, blank=True)
+    # Who or what made the change it carried: "console · alice", "API · bob", "stripe" (`sync.origin`).
+    origin = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["outcome", "created_at"], name="sync_event_outcome")]
+        indexes = [
+            models.Index(fields=["outcome", "created_at"], name="sync_event_outcome"),
+            # An item's timeline, newest first, without sorting its whole history.
+            models.Index(fields=["item_id", "-id"], name="sync_event_item"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task} item {self.item_id} {self.action} {self.outcome}"
@@ -176,3 +192,23 @@ class Tombstone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration_type}:{self.external_id or '-'} item {self.item_id} ({self.deleted_by})"
+
+
+class BacklogSample(models.Model):
+    """What was waiting at one moment: the outbox's unpublished rows (`source` "outbox"), or a
+    consumer group's lag on one topic. Sampled by the relay every `SYNC_BACKLOG_SAMPLE_SECONDS`
+    and kept `SYNC_BACKLOG_RETENTION_SECONDS`, so the dashboard shows lag without asking Kafka
+    on a page view (which would hang while the broker is down)."""
+
+    OUTBOX = "outbox"
+
+    source = models.CharField(max_length=255)
+    topic = models.CharField(max_length=255, blank=True, default="")
+    size = models.BigIntegerField()
+    measured_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-measured_at", "source", "topic"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.topic} {self.size} at {self.measured_at:%H:%M:%S}"

@@ -19,6 +19,7 @@ from django.db.models.signals import post_save, pre_delete
 from catalog.models import CatalogItem
 from catalog.services import integration_for_item, integration_mark_pending
 
+from .origin import change_origin
 from .tasks import Task
 from .tombstones import DeletedBy, tombstone_find, tombstone_record, tombstones_clear
 
@@ -62,7 +63,8 @@ def applying_remote_change(integration_type: str) -> Iterator[None]:
     (no echo, no ping-pong) but still go to every other integration."""
     token = _applying_remote_change.set(integration_type)
     try:
-        yield
+        with change_origin(integration_type):
+            yield
     finally:
         _applying_remote_change.reset(token)
 

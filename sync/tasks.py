@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 
 from . import kafka
 from .models import OutboxMessage
+from .origin import change_origin_label
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class TaskMessage:
     not_before: float = 0.0
     enqueued_at: float = field(default_factory=time.time)
     last_error: str = ""
+    # Who or what caused it (`sync.origin`), for the audit trail; kept across retries.
+    origin: str = ""
 
     def encode(self) -> bytes:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
@@ -103,7 +106,7 @@ class Task:
         return self.func(**kwargs)
 
     def message(self, **kwargs: Any) -> TaskMessage:
-        return TaskMessage(task=self.name, kwargs=kwargs)
+        return TaskMessage(task=self.name, kwargs=kwargs, origin=change_origin_label())
 
     def message_key(self, message: TaskMessage) -> str:
         """Messages with one key go to one partition, so they are handled in order."""

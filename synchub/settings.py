@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who makes a change, for the audit trail (sync/origin.py).
+    "sync.origin.ChangeOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it answers a locked-out login with its lockout page.
@@ -335,6 +337,10 @@ HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # Audit trail rows (sync events) older than this are pruned by the relay.
 SYNC_EVENT_RETENTION_DAYS = env.float("SYNC_EVENT_RETENTION_DAYS", default=30)
+# The relay samples the outbox backlog and every consumer group's lag this often, for the
+# dashboard's "is it keeping up?" chart, and keeps the samples this long.
+SYNC_BACKLOG_SAMPLE_SECONDS = env.float("SYNC_BACKLOG_SAMPLE_SECONDS", default=15)
+SYNC_BACKLOG_RETENTION_SECONDS = env.int("SYNC_BACKLOG_RETENTION_SECONDS", default=7200)
 # Handled external events are remembered by id this many days (then only each object's newest
 # event and its deletions are kept, by which a late one is still known stale): longer than
 # Stripe's 30 days of listable events (the catch-up) and its 3 days of webhook retries.

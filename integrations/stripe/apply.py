@@ -166,6 +166,7 @@ def _apply_merged(merged: list[_Merged], inbox: Inbox, outcomes: list[SyncResult
             item_id=plain.local.pk,
             external_id=plain.event.object_id,
             external_event_id=plain.event.event_id,
+            fields=tuple(plain.outcome.apply_local),
         )
     return True
 

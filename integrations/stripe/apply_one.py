@@ -58,8 +58,15 @@ def event_apply_alone(
             integration_remove(integration_type=INTEGRATION_TYPE, integration_id=event.object_id)
             stripe_tombstone(deleted_by=DeletedBy.REMOTE, external_id=event.object_id, item_id=item_id, model=Customer)
             return result("unlinked: deleted in Stripe", item_id), None
-        local, resync = _apply_customer_state(state, event.event_id, mapping, customers)
-        return result("applied", local.pk), local if resync else None
+        local, resync, fields = _apply_customer_state(state, event.event_id, mapping, customers)
+        applied = SyncResult(
+            action="applied",
+            item_id=local.pk,
+            external_id=event.object_id,
+            external_event_id=event.event_id,
+            fields=fields,
+        )
+        return applied, local if resync else None
 
 
 def _fetch_remote(remote_id: str) -> dict[str, Any] | None:
@@ -75,9 +82,10 @@ def _fetch_remote(remote_id: str) -> dict[str, Any] | None:
 
 def _apply_customer_state(
     remote: dict[str, Any], event_id: str, mapping: CatalogIntegration | None, customers: dict[int, Customer]
-) -> tuple[Customer, bool]:
+) -> tuple[Customer, bool, tuple[str, ...]]:
     """Bring the local customer to the Stripe state `remote` (`mapping`: the one linked to it, if
-    any; `customers`: linked customers already read); return it, and whether it needs a push."""
+    any; `customers`: linked customers already read); return it, whether it needs a push, and
+    the fields written."""
     if mapping is not None:
         local = customers.get(mapping.catalog_item_id) or Customer.objects.non_polymorphic().get(
             pk=mapping.catalog_item_id
@@ -105,29 +113,29 @@ def _apply_customer_state(
     integration_record_synced(
         item_id=local.pk, integration_type=INTEGRATION_TYPE, integration_id=remote_id, agreed_fields=incoming
     )
-    return local, False
+    return local, False, tuple(incoming)
 
 
 def _merge_remote(
     local: Customer, mapping: CatalogIntegration, incoming: dict[str, Any], event_id: str
-) -> tuple[Customer, bool]:
+) -> tuple[Customer, bool, tuple[str, ...]]:
     """Three-way merge per field (`sync.merge`) against the values both sides last agreed on;
     conflicts keep the local value and are recorded. Returns the customer and whether the local
-    side needs a push (it won a conflict and none is under way)."""
+    side needs a push (it won a conflict and none is under way), and the fields written."""
     pending = mapping.status == SyncStatus.PENDING
     merged = customer_merge(local, mapping, incoming)
     if merged.apply_local:
         _update_local(local, merged.apply_local, mapping.integration_id or "")
     integration_record_agreed(mapping=mapping, agreed_fields=merged.agreed)
     if not merged.conflicts:
-        return local, False
+        return local, False, tuple(merged.apply_local)
     conflicts_record(
         item_id=local.pk, integration_type=INTEGRATION_TYPE, conflicts=merged.conflicts, kept="local",
         remote_event_id=event_id,
     )
     fields = ", ".join(conflict.field for conflict in merged.conflicts)
     logger.warning("conflict on %s %s: kept local %s", INTEGRATION_TYPE, mapping.integration_id, fields)
-    return local, not pending
+    return local, not pending, tuple(merged.apply_local)
 
 
 def customer_merge(local: Customer, mapping: CatalogIntegration, incoming: dict[str, Any]) -> MergeOutcome:

@@ -107,7 +107,9 @@ def _push(invoice: Invoice, event_id: str) -> SyncResult:
         integration_record_synced(
             item_id=invoice.pk, integration_type=INTEGRATION_TYPE, integration_id=remote["id"], agreed_fields=theirs
         )
-    return SyncResult(action=done, item_id=invoice.pk, external_id=remote["id"])
+    base = mapping.synced_fields if mapping is not None else {}
+    sent = tuple(name for name, value in local.items() if done == "created" or base.get(name) != value)
+    return SyncResult(action=done, item_id=invoice.pk, external_id=remote["id"], fields=sent)
 
 
 def _require_customer_in_stripe(invoice: Invoice, mapping: CatalogIntegration | None) -> None:

@@ -275,7 +275,12 @@ def _update_remote(customer: Customer, mapping: CatalogIntegration, event_id: st
             )
             return _Pushed(unlinked, unlinked=True)
     return _Pushed(
-        SyncResult(action="updated" if changed else "unchanged", item_id=customer.pk, external_id=mapping.integration_id),
+        SyncResult(
+            action="updated" if changed else "unchanged",
+            item_id=customer.pk,
+            external_id=mapping.integration_id,
+            fields=tuple(changed),
+        ),
         confirmed_id=mapping.integration_id,
         # A per-key field now agrees whole (every key this side knows was sent).
         agreed={name: current[name] for name in changed},
@@ -304,7 +309,7 @@ def _create_remote(customer: Customer, event_id: str, *, key: str, resumed: bool
         params = stripe_params(stale)
         client.v1.customers.update(remote.id, params=params, options=idempotency_options(event_id, "update", params))
     return _Pushed(
-        SyncResult(action="created", item_id=customer.pk, external_id=remote.id),
+        SyncResult(action="created", item_id=customer.pk, external_id=remote.id, fields=tuple(current)),
         confirmed_id=remote.id,
         agreed=current,
         created=True,

@@ -58,8 +58,10 @@ def inbound_customer_apply(
         deletes=event_type == "customer.deleted",
     )
 
-    def result(action: str, item_id: int | None = None) -> SyncResult:
-        return SyncResult(action=action, item_id=item_id, external_id=event.object_id, external_event_id=message_id)
+    def result(action: str, item_id: int | None = None, fields: tuple[str, ...] = ()) -> SyncResult:
+        return SyncResult(
+            action=action, item_id=item_id, external_id=event.object_id, external_event_id=message_id, fields=fields
+        )
 
     with transaction.atomic():
         inbox = Inbox(source=integration_type, events=[event])
@@ -78,8 +80,8 @@ def inbound_customer_apply(
                 resync = None
             else:
                 incoming = {key: value for key, value in customer.items() if key != "id"}
-                local, resync = _upsert(integration_type, event.object_id, incoming, mapping, message_id)
-                outcome = result("applied", local.pk)
+                local, resync, fields = _upsert(integration_type, event.object_id, incoming, mapping, message_id)
+                outcome = result("applied", local.pk, fields)
         inbox.mark_handled(event)
         inbox.record()
     if resync is not None:
@@ -109,7 +111,9 @@ def _delete(integration_type: str, external_id: str, mapping: CatalogIntegration
 
 def _upsert(
     integration_type: str, external_id: str, incoming: dict[str, Any], mapping: CatalogIntegration | None, message_id: str
-) -> tuple[Customer, Customer | None]:
+) -> tuple[Customer, Customer | None, tuple[str, ...]]:
+    """The customer the event is about, brought to the sender's values; the customer to push
+    afterwards (it won a conflict), if any; and the fields written here."""
     if mapping is not None:
         local = Customer.objects.non_polymorphic().get(pk=mapping.catalog_item_id)
         current = customer_values(local)
@@ -129,12 +133,12 @@ def _upsert(
             _update(local, merged.apply_local, external_id)
         integration_record_agreed(mapping=mapping, agreed_fields=merged.agreed)
         if not merged.conflicts:
-            return local, None
+            return local, None, tuple(merged.apply_local)
         conflicts_record(
             item_id=local.pk, integration_type=integration_type, conflicts=merged.conflicts, kept="local",
             remote_event_id=message_id,
         )
-        return local, local
+        return local, local, tuple(merged.apply_local)
     local = customers_with_email(incoming["email"]).first() if incoming.get("email") else None
     if local is not None:
         _update(local, incoming, external_id)  # linked by email: the sending system's values win
@@ -144,7 +148,7 @@ def _upsert(
         item_id=local.pk, integration_type=integration_type, integration_id=external_id,
         agreed_fields=customer_values(local),
     )
-    return local, None
+    return local, None, tuple(incoming)
 
 
 def _update(local: Customer, fields: dict[str, Any], external_id: str) -> None:
