@@ -85,6 +85,27 @@ def customer_update(*, customer: Customer, **fields: object) -> Customer:
     return customer
 
 
+def customer_field_set(*, item: Customer, field: str, value: object) -> bool:
+    """Set one field of the customer `item` by its sync name ("name", or "metadata.plan" for one
+    key of a dict field, None removing the key) and save; whether anything changed. How a sync
+    conflict is resolved (the integrations' `write_value`, hence `item`)."""
+    customer = item
+    name, _, key = field.partition(".")
+    if key:
+        if name not in DICT_FIELDS:
+            raise ValueError(f"{name} has no keys")
+        merged = {k: v for k, v in (getattr(customer, name) or {}).items() if k != key}
+        if value is not None:
+            merged[key] = value
+        value = merged
+    elif name not in SETTABLE_FIELDS:
+        raise ValueError(f"{name} is not a customer field")
+    changed = _customer_assign(customer, {name: value})
+    if changed:
+        _save_customer(customer, email_changed="email" in changed)
+    return bool(changed)
+
+
 def customers_update(*, changes: list[tuple[Customer, dict[str, object]]]) -> list[Customer]:
     """`customer_update` for many customers at once, none of them changing its email; returns
     the customers that changed.
@@ -112,6 +133,11 @@ def customers_update(*, changes: list[tuple[Customer, dict[str, object]]]) -> li
     for customer in saved:
         post_save.send(sender=Customer, instance=customer, created=False, update_fields=None, raw=False, using=using)
     return saved
+
+
+# The fields a sync writes by name (`customer_field_set`); the dict ones also key by key.
+DICT_FIELDS = frozenset({"metadata", "address"})
+SETTABLE_FIELDS = frozenset({"name", "email", "phone", "description", "preferred_locales"}) | DICT_FIELDS
 
 
 def _customer_assign(customer: Customer, fields: dict[str, object]) -> set[str]:

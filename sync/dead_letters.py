@@ -10,9 +10,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import DeadLetter
-from .tasks import Task, TaskMessage, TaskNotRegistered, get_task
+from .origin import change_origin
+from .tasks import Task, TaskMessage, TaskNotRegistered, get_task, registered_tasks
 
 logger = logging.getLogger(__name__)
+
+REPLAY_CHUNK = 500
 
 
 def dead_letter_record(*, task: Task, message: TaskMessage) -> DeadLetter:
@@ -76,3 +79,56 @@ def dead_letter_replay(*, letter: DeadLetter) -> str:
     letter.replayed_at = timezone.now()
     letter.save(update_fields=["replayed_at"])
     return message_id
+
+
+def dead_letters_filter(
+    *, status: str = "", integration: str = "", task: str = "", error: str = "", item_id: int | None = None
+) -> QuerySet[DeadLetter]:
+    """Dead letters, newest first: `status` "pending" or "replayed" (empty: both); `integration`
+    (its tasks' names), `task`, a fragment of the `error`, or the item they were about."""
+    letters = DeadLetter.objects.order_by("-id")
+    if status == "pending":
+        letters = letters.filter(replayed_at__isnull=True)
+    elif status == "replayed":
+        letters = letters.filter(replayed_at__isnull=False)
+    if integration:
+        letters = letters.filter(task__in=[each.name for each in registered_tasks() if each.integration == integration])
+    if task:
+        letters = letters.filter(task=task)
+    if error:
+        letters = letters.filter(error__icontains=error)
+    if item_id is not None:
+        letters = letters.filter(kwargs__item_id=item_id)
+    return letters
+
+
+def dead_letters_replay(*, letters: QuerySet[DeadLetter], origin: str = "") -> int:
+    """Replay every pending letter of `letters` (each from attempt 1), `REPLAY_CHUNK` per
+    transaction so that a replay of thousands neither holds one long transaction nor loses what
+    was already enqueued when one letter fails; returns how many were enqueued. A letter whose
+    task no longer exists is left pending."""
+    replayed = 0
+    pending = letters.filter(replayed_at__isnull=True).order_by("id")
+    last_id = 0
+    with change_origin(origin):
+        while True:
+            chunk = list(pending.filter(id__gt=last_id)[:REPLAY_CHUNK])
+            if not chunk:
+                return replayed
+            last_id = chunk[-1].pk
+            with transaction.atomic():
+                for letter in chunk:
+                    try:
+                        dead_letter_replay(letter=letter)
+                    except TaskNotRegistered:
+                        logger.warning("dead letter %s: task %s is not registered; left pending", letter.pk, letter.task)
+                        continue
+                    replayed += 1
+
+
+def dead_letter_integration(letter: DeadLetter) -> str:
+    """The integration of the letter's task ("" when the task is gone)."""
+    try:
+        return get_task(letter.task).integration
+    except TaskNotRegistered:
+        return ""

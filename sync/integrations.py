@@ -63,6 +63,10 @@ class CatalogSync:
     outward: Task
     inward: Task | None = None
     reconciler: Callable[..., Reconciler] | None = None
+    # Writes one merged field (by the merge's field name: "name", "metadata.plan") to the local
+    # item, called as write_value(item=..., field=..., value=...) -> whether it changed: how
+    # staff resolve a conflict by keeping a value (`sync.conflicts.conflict_resolve`).
+    write_value: Callable[..., bool] | None = None
 
     @property
     def catalog_type(self) -> str:
@@ -145,6 +149,12 @@ def _integration_of(integration_type: str) -> Integration | None:
     """The integration behind a mapping's `integration_type`: its name, or "<name>:<instance>"
     for one of its instances (each endpoint of a webhook integration has mappings of its own)."""
     return _integrations.get(integration_type) or _integrations.get(integration_type.split(":", 1)[0])
+
+
+def catalog_sync_of(*, integration_type: str, model: type[CatalogItem]) -> CatalogSync | None:
+    """How the integration behind `integration_type` (or one of its instances) syncs `model`."""
+    integration = _integration_of(integration_type)
+    return integration.sync_for(model) if integration is not None else None
 
 
 def integrations_for(model: type[CatalogItem]) -> list[Integration]:

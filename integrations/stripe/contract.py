@@ -6,11 +6,13 @@ from __future__ import annotations
 from django.conf import settings
 
 from catalog.models import CatalogIntegration, Customer, Invoice
+from catalog.services import customer_field_set
 from sync.integrations import CatalogSync, Integration
 
 from . import INTEGRATION_TYPE
 from .client import stripe_webhook_secrets
 from .health import stripe_reachable
+from .invoice_apply import invoice_field_write
 from .openapi import document_webhook
 from .invoice_reconcile import StripeInvoiceReconciler
 from .reconcile import StripeReconciler
@@ -41,13 +43,18 @@ STRIPE = Integration(
     label="Stripe",
     syncs=(
         CatalogSync(
-            model=Customer, outward=push_customer_to_stripe, inward=apply_stripe_event, reconciler=StripeReconciler
+            model=Customer,
+            outward=push_customer_to_stripe,
+            inward=apply_stripe_event,
+            reconciler=StripeReconciler,
+            write_value=customer_field_set,
         ),
         CatalogSync(
             model=Invoice,
             outward=push_invoice_to_stripe,
             inward=apply_stripe_invoice_event,
             reconciler=StripeInvoiceReconciler,
+            write_value=invoice_field_write,
         ),
     ),
     health_check=stripe_reachable,

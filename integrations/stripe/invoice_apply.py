@@ -15,7 +15,7 @@ from typing import Any
 import stripe
 from django.db import transaction
 
-from catalog.invoice_services import invoice_create, invoice_delete, invoice_record_remote
+from catalog.invoice_services import invoice_create, invoice_delete, invoice_record_remote, invoice_update
 from catalog.models import CatalogIntegration, Customer, Invoice, SyncStatus
 from catalog.services import (
     integration_link,
@@ -102,8 +102,15 @@ def _apply(
             invoice = _link_or_create(remote)
             return result("applied", invoice.pk), None
         invoice = Invoice.objects.non_polymorphic().get(pk=mapping.catalog_item_id)
-        resync = _merge(invoice, mapping, remote, event.event_id)
-        return result("applied", invoice.pk), invoice if resync else None
+        resync, fields = _merge(invoice, mapping, remote, event.event_id)
+        applied = SyncResult(
+            action="applied",
+            item_id=invoice.pk,
+            external_id=event.object_id,
+            external_event_id=event.event_id,
+            fields=fields,
+        )
+        return applied, invoice if resync else None
 
 
 def _fetch_remote(invoice_id: str) -> dict[str, Any] | None:
@@ -165,10 +172,13 @@ def _local_customer(stripe_customer_id: Any) -> Customer:
     raise CustomerNotLinkedYet(f"Stripe customer {stripe_customer_id} is not in the catalog yet")
 
 
-def _merge(invoice: Invoice, mapping: CatalogIntegration, remote: dict[str, Any], event_id: str) -> bool:
+def _merge(
+    invoice: Invoice, mapping: CatalogIntegration, remote: dict[str, Any], event_id: str
+) -> tuple[bool, tuple[str, ...]]:
     """Three-way merge against what both sides last agreed on. Stripe's number always, and its
     content once it finalized the invoice (final there); a status both sides changed takes
-    Stripe's (money moved there). Other conflicts keep the local value, which is pushed."""
+    Stripe's (money moved there). Other conflicts keep the local value, which is pushed.
+    Returns whether the local side needs a push, and the fields written here."""
     theirs = stripe_invoice_values(remote)
     remote_wins = INWARD_ONLY_FIELDS | (FINAL_CONTENT_FIELDS if theirs["status"] != "draft" else frozenset())
     merged = merge_three_way(
@@ -194,4 +204,12 @@ def _merge(invoice: Invoice, mapping: CatalogIntegration, remote: dict[str, Any]
     if apply_local:
         invoice_record_remote(invoice=invoice, **catalog_fields(apply_local))
     integration_record_agreed(mapping=mapping, agreed_fields=agreed)
-    return bool(kept_local) and mapping.status != SyncStatus.PENDING
+    return bool(kept_local) and mapping.status != SyncStatus.PENDING, tuple(apply_local)
+
+
+def invoice_field_write(*, item: Invoice, field: str, value: Any) -> bool:
+    """Write one merged invoice field (a conflict staff resolved) to the local draft; whether it
+    changed. Only a draft's content can change (InvoiceStateError otherwise, a ValueError)."""
+    before = local_invoice_values(item)
+    invoice = invoice_update(invoice=item, **catalog_fields({field: value}))
+    return local_invoice_values(invoice) != before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog.models import Customer, Invoice
+from catalog.services import customer_field_set
 from sync.integrations import CatalogSync, Integration
 
 from . import INTEGRATION_TYPE
@@ -16,7 +17,9 @@ WEBHOOKS = Integration(
     name=INTEGRATION_TYPE,
     label="Webhooks",
     syncs=(
-        CatalogSync(model=Customer, outward=fan_out_customer, inward=apply_inbound_customer),
+        CatalogSync(
+            model=Customer, outward=fan_out_customer, inward=apply_inbound_customer, write_value=customer_field_set
+        ),
         CatalogSync(model=Invoice, outward=fan_out_invoice),
     ),
     app_label="webhooks_integration",
