@@ -19,6 +19,7 @@ from catalog.models import Customer, Invoice, InvoiceStatus
 from synchub.permissions import model_permission
 
 from .invoice_forms import InvoiceForm
+from .item_views import item_story
 from .views import CUSTOMERS_PER_PAGE, _next_url, console_permission, search_term
 
 VIEW_INVOICES = model_permission(Invoice, "view")
@@ -73,8 +74,8 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "invoice": invoice,
         "lines": lines,
         "actions": actions,
-        "mappings": invoice.integrations.order_by("integration_type"),
         "is_draft": invoice.status == InvoiceStatus.DRAFT,
+        **item_story(item_id=invoice.pk),
     }
     return render(request, "console/invoice_detail.html", context)
 

@@ -15,14 +15,18 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog import selectors, services
 from catalog.models import CatalogIntegration, Customer, SyncStatus, item_id_in_range
+from sync.activity import sync_activity
+from sync.conflicts import conflicts_open_count
+from sync.dead_letters import dead_letters_pending
 from sync.integrations import integration_label
-from sync.outward import request_resync
-from synchub.permissions import RESYNC_PERMISSION, model_permission
+from sync.models import DeadLetter, SyncConflict
+from synchub.permissions import model_permission
 
+from .activity_chart import activity_chart
 from .forms import CustomerForm
 from .presentation import STATUS_COLOURS, customer_integration, status_badge_class, status_chart, status_label
 
@@ -88,7 +92,7 @@ def _next_url(request: HttpRequest, default: str) -> str:
 # --- Dashboard ----------------------------------------------------------------------------------
 
 
-def _dashboard_context() -> dict:
+def _dashboard_context(user) -> dict:
     integration = customer_integration()
     counts = selectors.customer_sync_counts(integration_type=integration)
     recent = selectors.customer_list(integration_type=integration, ordering="-updated_at")[:RECENT_ACTIVITY]
@@ -104,14 +108,42 @@ def _dashboard_context() -> dict:
         "statuses": selectors.CUSTOMER_SYNC_STATUSES,
         "integration_label": integration_label(integration),
         "recent": recent,
+        "problems": _problem_counts(user),
+        **activity_chart(sync_activity()),
         "updated_at": timezone.now(),
     }
+
+
+def _problem_counts(user) -> list[dict]:
+    """The problems pages' counts the user may see, each linking to its page."""
+    problems = []
+    if user.has_perm(model_permission(DeadLetter, "view")):
+        problems.append(
+            {
+                "key": "dead_letters",
+                "label": "Dead letters",
+                "colour": "danger",
+                "value": dead_letters_pending().count(),
+                "url": reverse("console:dead-letter-list"),
+            }
+        )
+    if user.has_perm(model_permission(SyncConflict, "view")):
+        problems.append(
+            {
+                "key": "conflicts",
+                "label": "Open conflicts",
+                "colour": "warning",
+                "value": conflicts_open_count(),
+                "url": reverse("console:conflict-list"),
+            }
+        )
+    return problems
 
 
 @require_GET
 @console_permission(VIEW_CUSTOMERS)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/dashboard.html", _dashboard_context())
+    return render(request, "console/dashboard.html", _dashboard_context(request.user))
 
 
 @require_GET
@@ -119,10 +151,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def stats(request: HttpRequest) -> JsonResponse:
     """The dashboard's figures for its live refresh, with the chart and activity list rendered
     here so that the page and its updates share one template."""
-    context = _dashboard_context()
+    context = _dashboard_context(request.user)
     return JsonResponse(
         {
             "counts": context["counts"],
+            "problems": {problem["key"]: problem["value"] for problem in context["problems"]},
+            "activity_html": render_to_string("console/_activity.html", context, request=request),
             "updated_at": context["updated_at"].isoformat(),
             "chart_html": render_to_string("console/_chart.html", context, request=request),
             "recent_html": render_to_string("console/_recent.html", context, request=request),
@@ -263,15 +297,6 @@ def customer_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(next_url)
     messages.success(request, f"Customer “{name}” deleted.")
     return redirect(next_url)
-
-
-@require_POST
-@console_permission(RESYNC_PERMISSION)
-def customer_resync(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = get_object_or_404(Customer.objects.non_polymorphic(), pk=pk)
-    request_resync(item=customer, revive=True)
-    messages.success(request, f"Resync of “{customer}” requested.")
-    return redirect(_next_url(request, reverse("console:customer-list")))
 
 
 # --- Integrations -------------------------------------------------------------------------------

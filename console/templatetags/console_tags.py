@@ -1,3 +1,5 @@
+import json
+
 from django import template
 from django.forms import BoundField
 from django.urls import reverse
@@ -66,3 +68,21 @@ def integration_staff_links(context: template.Context) -> list[dict[str, str]]:
         for label, url_name, permission in staff_links()
         if not permission or user.has_perm(permission)
     ]
+
+
+@register.filter
+def sync_value(value: object) -> str:
+    """A synced field's value as staff read it: text as is, anything else as JSON, None as —."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+OUTCOME_CLASSES = {"succeeded": "text-bg-success", "retrying": "text-bg-warning", "dead_lettered": "text-bg-danger"}
+
+
+@register.simple_tag
+def outcome_badge(outcome: str, label: str) -> str:
+    return format_html('<span class="badge {}" data-outcome="{}">{}</span>', OUTCOME_CLASSES.get(outcome, "text-bg-light"), outcome, label)

@@ -53,13 +53,14 @@
   if (dashboard) {
     poll(async () => {
       const data = await fetchJson(dashboard.dataset.statsUrl);
-      for (const [key, value] of Object.entries(data.counts)) {
+      for (const [key, value] of Object.entries({ ...data.counts, ...data.problems })) {
         const element = dashboard.querySelector(`[data-stat="${key}"]`);
         if (element && element.textContent !== String(value)) element.textContent = value;
       }
       dashboard.querySelector("[data-chart]").innerHTML = data.chart_html;
       dashboard.querySelector("[data-recent]").innerHTML = data.recent_html;
       dashboard.querySelector("[data-by-type]").innerHTML = data.by_type_html;
+      dashboard.querySelector("[data-activity]").innerHTML = data.activity_html;
       const updated = dashboard.querySelector("[data-updated-at]");
       updated.dateTime = data.updated_at;
       updated.textContent = data.updated_at.substring(11, 19);

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from sync.backlog import BacklogSampler
 from sync.commands import stop_on_signals
 from sync.relay import OutboxRelay
 
@@ -9,5 +10,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         relay = OutboxRelay()
-        stop_on_signals(relay.stop)
+        # The relay runs exactly once: it also samples what is waiting, for the dashboard.
+        sampler = BacklogSampler()
+
+        def stop() -> None:
+            sampler.stop()
+            relay.stop()
+
+        stop_on_signals(stop)
+        sampler.start()
         relay.run()
