@@ -13,7 +13,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -34,6 +35,24 @@ EXTERNAL_REQUESTS = Histogram(
 )
 
 LAG_CACHE_SECONDS = 10.0
+
+
+def counter_start_at_zero(counter: Counter, label_sets: Iterable[dict[str, str]]) -> None:
+    """Create `counter`'s series for `label_sets` at 0 in this process. A labelled series is born
+    with its first event, at 1, and Prometheus's increase() sees no rise from a series it never
+    saw before: without this, the first dead letter or rejected webhook fires no alert."""
+    for labels in label_sets:
+        counter.labels(**labels)
+
+
+def task_outcomes_start_at_zero(tasks: Iterable[Any]) -> None:
+    """Every outcome of every task a worker runs, at 0 (`synchub_events_consumed_total`)."""
+    from .models import SyncEvent
+
+    counter_start_at_zero(
+        EVENTS_CONSUMED,
+        ({"topic": task.topic, "task": task.name, "outcome": outcome} for task in tasks for outcome in SyncEvent.Outcome.values),
+    )
 
 
 def external_request_observe(*, integration: str, method: str, status: int | None, seconds: float) -> None:

@@ -19,7 +19,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from . import kafka
 from .audit import SyncResult, sync_event_build, sync_events_record
 from .dead_letters import dead_letter_notify, dead_letter_record
-from .metrics import EVENTS_CONSUMED, TASK_DURATION
+from .metrics import EVENTS_CONSUMED, TASK_DURATION, task_outcomes_start_at_zero
 from .models import SyncEvent
 from .tasks import PermanentTaskError, RetryLater, Task, TaskMessage, dead_letter_topic, retry_topic
 
@@ -79,6 +79,7 @@ class Worker:
         self._paused_until: dict[TopicPartition, float] = {}
         self._connections_checked = 0.0
         self.processed = 0
+        task_outcomes_start_at_zero(tasks)
 
     def stop(self) -> None:
         """Ask the loop to stop after the message in hand; safe to call from a signal handler."""

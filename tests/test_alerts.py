@@ -26,6 +26,11 @@ def rules() -> list[dict]:
     return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
 
+def series_used(expr: str) -> set[str]:
+    """The hub's metric names a PromQL expression reads (also tests/test_prometheus_scrape.py)."""
+    return set(re.findall(r"\b(synchub_\w+)", expr))
+
+
 def test_the_rules_are_valid_and_their_unit_tests_pass():
     checked = promtool("check", "rules", "alerts.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -51,7 +56,7 @@ def test_the_rules_use_series_the_hub_exports():
     series = {name for name, _ in names} | {f"{name}_total" for name, kind in names if kind == "counter"}
     series |= {f"{name}_count" for name, kind in names if kind == "histogram"}
     for rule in rules():
-        used = set(re.findall(r"\b(synchub_\w+)", rule["expr"]))
+        used = series_used(rule["expr"])
         assert used and used <= series, (rule["alert"], used - series)
 
 
