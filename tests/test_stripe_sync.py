@@ -533,3 +533,21 @@ def _waiting_on_locks() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
         return cursor.fetchone()[0]
+
+
+def test_each_operation_names_the_fields_it_sent_or_applied(stripe_sandbox):
+    """What an item's timeline shows under each operation (`SyncResult.fields`)."""
+    customer = CustomerFactory(name="Before", email="fields@example.com", phone="")
+    created = customer_push(item_id=customer.pk, action="upsert", event_id=uuid.uuid4().hex)
+    assert created.action == "created" and {"name", "email", "phone", "metadata"} <= set(created.fields)
+    catalog.customer_update(customer=customer, name="After")
+    updated = customer_push(item_id=customer.pk, action="upsert", event_id=uuid.uuid4().hex)
+    assert (updated.action, updated.fields) == ("updated", ("name",))
+    remote_id = mapping_of(customer).integration_id
+    applied = stripe_event_apply(
+        event_id=f"evt_{uuid.uuid4().hex}",
+        event_type="customer.updated",
+        customer={"id": remote_id, "name": "After", "email": "fields@example.com", "phone": "+15555550123"},
+        created=next_event_second(),
+    )
+    assert (applied.action, applied.fields) == ("applied", ("phone",))
