@@ -35,7 +35,13 @@ def item_timeline(*, item_id: int, limit: int = TIMELINE_LIMIT) -> list[Timeline
         else {}
     )
     entries = [
-        TimelineEntry(at=event.created_at, kind="operation", event=event, dead_letter=letters.get(event.message_id))
+        TimelineEntry(
+            at=event.created_at,
+            kind="operation",
+            event=event,
+            # Every attempt of a message shares its id: the letter belongs to the last one.
+            dead_letter=letters.get(event.message_id) if event.outcome == SyncEvent.Outcome.DEAD_LETTERED else None,
+        )
         for event in events
     ]
     entries += [TimelineEntry(at=conflict.created_at, kind="conflict", conflict=conflict) for conflict in conflicts]

@@ -100,6 +100,9 @@ class StripeFaultProxy:
     def __init__(self, target_base: str, *, stall_seconds: float = 2.0, seed: int = 7) -> None:
         self.target_base = target_base.rstrip("/")
         self.fault_rate = 0.0
+        # The kinds a fault is drawn from; e.g. ("500",) with fault_rate 1.0: every call fails and
+        # none is applied (the default mix includes "stall-applied", which does reach Stripe).
+        self.faults: tuple[str, ...] = FAULTS
         self.stall_seconds = stall_seconds
         self.random = random.Random(seed)
         self.reject: Callable[[str, str, bytes], bool] = lambda method, path, body: False
@@ -172,7 +175,7 @@ class StripeFaultProxy:
         with self._lock:
             if self.random.random() >= self.fault_rate:
                 return None
-            return self.random.choice(FAULTS)
+            return self.random.choice(self.faults)
 
     def _inject(self, request: BaseHTTPRequestHandler, fault: str) -> None:
         if fault == "stall-lost":
