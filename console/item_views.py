@@ -25,9 +25,12 @@ VIEW_EVENTS = model_permission(SyncEvent, "view")
 def item_story(*, item_id: int) -> dict:
     """What every item page shows below its own fields: its mappings (status, last error, the
     item in each system's dashboard), its timeline and its open conflicts."""
-    timeline = item_timeline(item_id=item_id)
+    mappings = list(CatalogIntegration.objects.filter(catalog_item_id=item_id).order_by("integration_type"))
+    timeline = item_timeline(
+        item_id=item_id, external_ids=[mapping.integration_id for mapping in mappings if mapping.integration_id]
+    )
     return {
-        "mappings": CatalogIntegration.objects.filter(catalog_item_id=item_id).order_by("integration_type"),
+        "mappings": mappings,
         "timeline": timeline,
         "open_conflicts": [
             entry.conflict for entry in timeline if entry.conflict is not None and entry.conflict.resolved_at is None

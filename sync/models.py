@@ -157,6 +157,11 @@ class SyncEvent(models.Model):
             models.Index(fields=["outcome", "created_at"], name="sync_event_outcome"),
             # An item's timeline, newest first, without sorting its whole history.
             models.Index(fields=["item_id", "-id"], name="sync_event_item"),
+            # The same for operations that failed before knowing their item (an event about an
+            # external id): only those rows, so the index stays small.
+            models.Index(
+                fields=["external_id", "-id"], condition=models.Q(item_id__isnull=True), name="sync_event_unplaced"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@ the conflicts met (both values, the one kept, staff's resolution) and its tombst
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,10 +23,15 @@ class TimelineEntry:
     dead_letter: DeadLetter | None = None
 
 
-def item_timeline(*, item_id: int, limit: int = TIMELINE_LIMIT) -> list[TimelineEntry]:
+def item_timeline(*, item_id: int, external_ids: Sequence[str] = (), limit: int = TIMELINE_LIMIT) -> list[TimelineEntry]:
     """The newest `limit` entries of the item `item_id` (which may be deleted: the trail keeps
-    it), in four queries whatever the length of its history (index sync_event_item)."""
+    it), with the operations about its `external_ids` that failed before they could name it (a
+    webhook that could not be applied); five queries at most whatever the length of its history
+    (indexes sync_event_item and sync_event_unplaced)."""
     events = list(SyncEvent.objects.filter(item_id=item_id).order_by("-id")[:limit])
+    if external_ids:
+        unplaced = SyncEvent.objects.filter(item_id__isnull=True, external_id__in=list(external_ids))
+        events = sorted([*events, *unplaced.order_by("-id")[:limit]], key=lambda event: event.pk, reverse=True)[:limit]
     conflicts = list(SyncConflict.objects.filter(catalog_item_id=item_id).order_by("-id")[:limit])
     tombstones = list(Tombstone.objects.filter(item_id=item_id).order_by("-id")[:limit])
     dead_message_ids = [event.message_id for event in events if event.outcome == SyncEvent.Outcome.DEAD_LETTERED]

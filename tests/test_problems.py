@@ -335,3 +335,17 @@ def test_tombstone_rows_read_well(staff):
                              deleted_by="remote")
     html = staff.get(f"/customers/{customer.pk}/").content.decode()
     assert "Deleted in the external system" in html and "cus_gone" in html
+
+
+def test_an_event_that_failed_before_naming_its_item_shows_on_the_item_page(staff):
+    customer = linked_customer()
+    SyncEvent.objects.create(
+        item_id=None, direction="inward", integration=INTEGRATION_TYPE, task="stripe.apply_event", action="customer.updated",
+        outcome="dead_lettered", error="OperationalError: database is locked", external_id=f"cus_story{customer.pk}",
+    )
+    SyncEvent.objects.create(
+        item_id=None, direction="inward", integration=INTEGRATION_TYPE, task="stripe.apply_event", action="customer.updated",
+        outcome="dead_lettered", error="about someone else", external_id="cus_other",
+    )
+    html = staff.get(f"/customers/{customer.pk}/").content.decode()
+    assert "database is locked" in html and "about someone else" not in html
