@@ -72,7 +72,7 @@ class DeadLetterReplayView(APIView):
     permission_classes = [IsAuthenticated, ReplayPermissions]
     queryset = DeadLetter.objects.all()
 
-    @extend_schema(request=None, responses=ReplayedSerializer)
+    @extend_schema(operation_id="dead_letter_replay", request=None, responses=ReplayedSerializer)
     def post(self, request: Request, pk: int) -> Response:
         letters = DeadLetter.objects.filter(pk=pk)
         if not letters.exists():
@@ -86,7 +86,7 @@ class DeadLetterBulkReplayView(APIView):
     permission_classes = [IsAuthenticated, ReplayPermissions]
     queryset = DeadLetter.objects.all()
 
-    @extend_schema(request=DeadLetterReplaySerializer, responses=ReplayedSerializer)
+    @extend_schema(operation_id="dead_letters_replay", request=DeadLetterReplaySerializer, responses=ReplayedSerializer)
     def post(self, request: Request) -> Response:
         body = DeadLetterReplaySerializer(data=request.data)
         body.is_valid(raise_exception=True)
