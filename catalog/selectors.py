@@ -6,17 +6,19 @@ has no mapping (never pushed yet, or unlinked because the remote side deleted it
 
 from __future__ import annotations
 
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models import CharField, Count, FilteredRelation, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce
 
 from .models import (
     CatalogIntegration,
     CatalogItem,
     Customer,
+    Invoice,
     SyncStatus,
     catalog_child_relations,
     catalog_types,
     customer_email_key,
+    item_id_in_range,
 )
 
 UNSYNCED = "unsynced"
@@ -67,15 +69,26 @@ def customer_list(
     return customers.order_by(ordering, "-id")
 
 
+def _with_mapping(queryset: QuerySet, *, integration_type: str) -> QuerySet:
+    """`queryset` LEFT JOINed to each item's mapping with `integration_type` (at most one: the
+    pair is unique), as `mapping`. Counting through the join is one hash join; counting through
+    correlated EXISTS was four index probes per item (0.7 s over 100,000 customers, bench 9)."""
+    return queryset.annotate(
+        mapping=FilteredRelation("integrations", condition=Q(integrations__integration_type=integration_type))
+    )
+
+
+def _status_counts() -> dict[str, Count]:
+    return {
+        **{status: Count("pk", filter=Q(mapping__status=status)) for status in SyncStatus.values},
+        UNSYNCED: Count("pk", filter=Q(mapping__id__isnull=True)),
+    }
+
+
 def customer_sync_counts(*, integration_type: str) -> dict[str, int]:
     """Customers in total and per sync status, in one query (one consistent snapshot)."""
-    mappings = _mappings(integration_type=integration_type)
-    counts = Customer.objects.non_polymorphic().aggregate(
-        customers=Count("pk"),
-        **{status: Count("pk", filter=Q(Exists(mappings.filter(status=status)))) for status in SyncStatus.values},
-        **{UNSYNCED: Count("pk", filter=~Q(Exists(mappings)))},
-    )
-    return counts
+    customers = _with_mapping(Customer.objects.non_polymorphic(), integration_type=integration_type)
+    return customers.aggregate(customers=Count("pk"), **_status_counts())
 
 
 def customer_sync_statuses(*, integration_type: str, ids: list[int]) -> dict[int, dict[str, str]]:
@@ -91,17 +104,10 @@ def customer_sync_statuses(*, integration_type: str, ids: list[int]) -> dict[int
 def catalog_sync_counts_by_type(*, integration_type: str) -> list[dict[str, object]]:
     """Per catalog type (each one, even when empty): its label, how many items, and how many
     per sync status with `integration_type` (`counts`: (status, count) pairs); one query."""
-    mappings = _mappings(integration_type=integration_type)
+    items = _with_mapping(CatalogItem.objects.non_polymorphic(), integration_type=integration_type)
     rows = {
         row["catalog_type"]: row
-        for row in CatalogItem.objects.non_polymorphic()
-        .order_by()
-        .values("catalog_type")
-        .annotate(
-            total=Count("pk"),
-            **{status: Count("pk", filter=Q(Exists(mappings.filter(status=status)))) for status in SyncStatus.values},
-            **{UNSYNCED: Count("pk", filter=~Q(Exists(mappings)))},
-        )
+        for row in items.order_by().values("catalog_type").annotate(total=Count("pk"), **_status_counts())
     }
     result = []
     for model in catalog_types():
@@ -133,3 +139,20 @@ def integration_list(*, integration_type: str = "", status: str = "") -> QuerySe
 def integration_types() -> list[str]:
     types = CatalogIntegration.objects.order_by("integration_type").values_list("integration_type", flat=True)
     return list(types.distinct())
+
+
+def catalog_items_search(*, query: str, limit: int) -> list[CatalogItem]:
+    """Items for the console's search, newest first: those `query` names exactly (a local id,
+    an id in any system, an invoice number, a customer's email), else customers whose name or
+    email contains it. Each exact look-up is a query of its own on an index: one OR over joins
+    of every table made PostgreSQL join them all (0.2 s over 100,000 customers, bench 9)."""
+    ids = set(CatalogIntegration.objects.filter(integration_id=query).values_list("catalog_item_id", flat=True))
+    ids |= set(Invoice.objects.non_polymorphic().filter(number=query).values_list("pk", flat=True))
+    ids |= set(customers_with_email(query).values_list("pk", flat=True))
+    if query.isdigit() and item_id_in_range(int(query)):
+        ids.add(int(query))
+    found = list(CatalogItem.objects.filter(pk__in=ids).order_by("-id")[:limit]) if ids else []
+    if found:
+        return found
+    matching = Customer.objects.non_polymorphic().filter(Q(name__icontains=query) | Q(email__icontains=query))
+    return list(matching.order_by("-id")[:limit])

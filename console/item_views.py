@@ -4,13 +4,13 @@ the actions staff may take on it, and the search that finds it from anywhere."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.models import CatalogIntegration, CatalogItem, Customer, Invoice, item_id_in_range
+from catalog import selectors
+from catalog.models import CatalogIntegration, CatalogItem, Customer, Invoice
 from sync.models import SyncEvent, Tombstone
 from sync.outward import request_resync
 from sync.timeline import item_timeline
@@ -81,13 +81,7 @@ def item_search(request: HttpRequest) -> HttpResponse:
     """Find an item by its id, its id in any system (cus_…, in_…), a customer's name or email,
     or an invoice's number; one match opens it."""
     query = search_term(request)
-    results: list[CatalogItem] = []
-    if query:
-        match = Q(customer__name__icontains=query) | Q(customer__email__icontains=query)
-        match |= Q(invoice__number__iexact=query) | Q(integrations__integration_id=query)
-        if query.isdigit() and item_id_in_range(int(query)):
-            match |= Q(pk=int(query))
-        results = list(CatalogItem.objects.filter(match).distinct().order_by("-id")[:SEARCH_RESULTS])
+    results = selectors.catalog_items_search(query=query, limit=SEARCH_RESULTS) if query else []
     if len(results) == 1:
         return redirect(item_url(results[0]))
     rows = [{"item": item, "url": item_url(item), "type": item.catalog_type} for item in results]

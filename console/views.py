@@ -94,7 +94,10 @@ def _next_url(request: HttpRequest, default: str) -> str:
 
 def _dashboard_context(user) -> dict:
     integration = customer_integration()
-    counts = selectors.customer_sync_counts(integration_type=integration)
+    by_type = selectors.catalog_sync_counts_by_type(integration_type=integration)
+    # The customers' totals are their row of the per-type counts: one snapshot, one query.
+    customer_row = next(row for row in by_type if row["catalog_type"] == Customer.catalog_type_name())
+    counts = {"customers": customer_row["total"], **dict(customer_row["counts"])}
     recent = selectors.customer_list(integration_type=integration, ordering="-updated_at")[:RECENT_ACTIVITY]
     totals = [{"key": "customers", "label": "Customers", "colour": "primary", "value": counts["customers"]}] + [
         {"key": status, "label": status_label(status), "colour": STATUS_COLOURS[status], "value": counts[status]}
@@ -104,7 +107,7 @@ def _dashboard_context(user) -> dict:
         "counts": counts,
         "totals": totals,
         "chart": status_chart(counts),
-        "by_type": selectors.catalog_sync_counts_by_type(integration_type=integration),
+        "by_type": by_type,
         "statuses": selectors.CUSTOMER_SYNC_STATUSES,
         "integration_label": integration_label(integration),
         "recent": recent,

@@ -193,6 +193,8 @@ class Tombstone(models.Model):
         indexes = [
             models.Index(fields=["integration_type", "external_id"], name="tombstone_external"),
             models.Index(fields=["integration_type", "item_id"], name="tombstone_item"),
+            # An item's timeline reads its tombstones of every integration.
+            models.Index(fields=["item_id"], name="tombstone_item_any"),
         ]
 
     def __str__(self) -> str:
