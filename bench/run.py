@@ -6,7 +6,9 @@ Starts its own services on 127.0.0.1 and free ports (Tansu, the Stripe stand-in,
 relay and the workers, Celery for scenario 4, dj-stripe in its own venv for scenario 7) and a
 PostgreSQL database of its own on the server of DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432), and stops and drops them all at the end, also on failure or
-Ctrl-C. Charts go next to the report, in docs/benchmarks/.
+Ctrl-C. Charts go next to the report, in docs/benchmarks/. A run of some scenarios only
+(`--only`) keeps the rest of the report and writes its rows in a section of their own
+(`write_partial_report`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from .common import Result, say, settle
 from .hub import BASE_DIR, BenchDatabase, Hub
 
-SCENARIOS = ("1", "2", "3", "4", "5", "6", "7", "8")
+SCENARIOS = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 
 def setup_django(db: BenchDatabase, hub: Hub) -> None:
@@ -131,6 +133,11 @@ def draw_charts(result: Result, directory: Path) -> list[tuple[str, Path]]:
         charts.append(("Apply rate by inward workers", line_chart(
             directory / "scaling-workers.svg", title="Inward apply rate by workers (3 partitions)",
             x_label="inward workers", y_label="events/s", series={"applied": scaling["workers"]})))
+    staff = result.data.get("staff_pages")
+    if staff:
+        charts.append(("Staff pages at scale: p50 per page, ours and the Django admin's", bar_chart(
+            directory / "staff-pages.svg", title="Staff pages at scale, p50 (the admin's in brown)",
+            unit="ms (log scale)", bars=list(staff), log=True)))
     return charts
 
 
@@ -174,6 +181,85 @@ def write_report(
     path.write_text("\n".join(lines) + "\n")
 
 
+NOTES_HEADING = "## How each figure was measured"
+
+
+def write_partial_report(
+    path: Path,
+    result: Result,
+    *,
+    scenarios: list[str],
+    machine_text: str,
+    date: str,
+    elapsed: float,
+    quick: bool,
+    charts: list[tuple[str, Path]] = (),
+) -> None:
+    """A run of some scenarios only (`--only`) keeps what the last full run wrote (its table with
+    every other scenario's rows, its charts and notes): its own rows, charts and notes go in a
+    section of their own, between markers, after the table (where an earlier run of the same
+    scenarios put it, replacing that one). The analysis at the end is refreshed from
+    bench/analysis.md, as a full run would. A full run (`make bench`) rewrites the whole file,
+    these sections included."""
+    key = ",".join(scenarios)
+    begin, end = f"<!-- bench.run --only {key}: begin -->", f"<!-- bench.run --only {key}: end -->"
+    plural = "s" if len(scenarios) > 1 else ""
+    lines = [
+        begin,
+        f"## Scenario{plural} {', '.join(scenarios)}, from a partial run (`python -m bench.run --only {key}`)",
+        "",
+        (
+            f"Written by `python -m bench.run --only {key}` on {date} ({elapsed / 60:.1f} min); the table above is "
+            "the last full run's, and the next full run (`make bench`) puts these rows in it."
+        ),
+        "",
+    ]
+    if quick:
+        lines += ["**Smoke run (`--quick`): one run each on small data; not figures to quote.**", ""]
+    lines += ["| scenario | figure | target | met? | machine | date |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in result.rows:
+        met = "" if row.met is None else ("yes" if row.met else "**no**")
+        lines.append(f"| {row.scenario} | {row.figure} | {row.target} | {met} | {machine_text} | {date} |")
+    lines.append("")
+    for caption, chart in charts:
+        lines += [f"![{caption}]({chart.relative_to(path.parent).as_posix()})", ""]
+    lines += ["How these figures were measured:", ""]
+    lines += [f"- {note}" for note in result.notes]
+    lines.append(end)
+    section = "\n".join(lines)
+    text = path.read_text()
+    if begin in text and end in text.split(begin, 1)[1]:
+        before, rest = text.split(begin, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        headings = (f"\n{heading}\n" for heading in ("## Charts", NOTES_HEADING))
+        anchor = next((heading for heading in headings if heading in text), None)
+        if anchor is None:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        else:
+            at = text.index(anchor) + 1
+            text = text[:at] + section + "\n\n" + text[at:]
+    path.write_text(refresh_analysis(text))
+
+
+def refresh_analysis(text: str) -> str:
+    """`text` (a report) with what follows its notes list replaced by bench/analysis.md. Left
+    as it is when the notes heading is missing or a partial run's section follows it."""
+    analysis = Path(__file__).with_name("analysis.md")
+    heading = f"\n{NOTES_HEADING}\n"
+    if not analysis.exists() or heading not in text:
+        return text
+    at = text.index(heading) + len(heading)
+    if "<!-- bench.run --only" in text[at:]:
+        return text
+    lines = text[at:].split("\n")
+    index = 0
+    while index < len(lines) and (not lines[index].strip() or lines[index].startswith("- ")):
+        index += 1
+    notes = "\n".join(lines[:index]).rstrip("\n")
+    return text[:at] + notes + "\n\n" + analysis.read_text().rstrip() + "\n"
+
+
 @contextlib.contextmanager
 def guarded(result: Result, scenarios: str, failures: list[str]):
     """A scenario that crashes is reported as such and the others still run."""
@@ -209,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         first = Hub(db=db, workdir=workdir, name="setup")
         first.manage("migrate", "--noinput")
         setup_django(db, first)
-        from . import api, drain, inward_run, relay_backlog, tasks_vs_celery, webhooks
+        from . import api, drain, inward_run, relay_backlog, staff_pages, tasks_vs_celery, webhooks
         from .data import insert_customers
 
         # First, on the empty database: its scaling runs count the customers they insert.
@@ -290,6 +376,14 @@ def main(argv: list[str] | None = None) -> int:
                 settle()
                 loads.append(("4", load()))
                 result.extend(tasks_vs_celery.run(hub, runs=runs, count=1_000 if quick else 5_000))
+        if "9" in only:
+            # A database and hub of its own (bench/staff_pages.py): the customer table of the
+            # shared one has grown to a million rows by now, and its million audit rows would
+            # slow the other scenarios.
+            with guarded(result, "9", failures):
+                say("scenario 9: staff pages at scale")
+                loads.append(("9", load()))
+                result.extend(staff_pages.run(workdir=workdir, quick=quick))
     finally:
         from django.db import connections
 
@@ -303,9 +397,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     compare_intake(result)
     charts = draw_charts(result, Path(args.output).parent / "benchmarks")
-    write_report(
-        Path(args.output), result, machine_text=machine(), date=date, elapsed=elapsed, quick=quick, charts=charts
-    )
+    output = Path(args.output)
+    ran = [scenario for scenario in SCENARIOS if scenario in only]
+    if len(ran) < len(SCENARIOS) and output.exists():
+        write_partial_report(
+            output, result, scenarios=ran, machine_text=machine(), date=date, elapsed=elapsed, quick=quick,
+            charts=charts,
+        )
+    else:
+        write_report(output, result, machine_text=machine(), date=date, elapsed=elapsed, quick=quick, charts=charts)
     say(f"done in {elapsed / 60:.1f} min; wrote {args.output}")
     # Missed targets are results, not errors; a scenario that crashed is an error.
     return 1 if failures else 0
