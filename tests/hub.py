@@ -91,8 +91,6 @@ class Hub:
                 "LOG_FORMAT": "plain",
                 "STRIPE_CATCHUP_INTERVAL_SECONDS": "2",
                 "HEALTH_TOKEN": HEALTH_TOKEN,
-                # Every process's metrics, as in production: /metrics sums them (README "Health and metrics").
-                "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir(workdir)),
                 **(extra_env or {}),
             },
         )
@@ -104,12 +102,6 @@ class Hub:
         self.processes: dict[str, subprocess.Popen] = {}
         self.stripe = stripe.StripeClient("sk_test_e2e", base_addresses={"api": self.stripe_base})
         self.token = ""
-
-    @staticmethod
-    def _metrics_dir(workdir: Path) -> Path:
-        directory = workdir / "prometheus"
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
 
     # --- lifecycle -------------------------------------------------------------------------
 

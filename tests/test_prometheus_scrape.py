@@ -100,8 +100,8 @@ def metrics_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, metrics_dir):
-    # A directory of this test's own (the Hub has one per hub too): every process of this hub
-    # (gunicorn's master and 2 workers, relay, workers) writes here, and the test reads its files.
+    # A directory of this test's own: every process of this hub (gunicorn's master and 2
+    # workers, relay, workers) writes here, and the test reads its files.
     # A one-step retry schedule, so a delivery to an endpoint that never answers is dead at once.
     extra_env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WEBHOOKS_RETRY_SCHEDULE": "0.2"}
     with running_hub(
