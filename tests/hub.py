@@ -32,6 +32,9 @@ from .helpers import wait_until
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
 HEALTH_TOKEN = "e2e-health-token"  # /health's details (README "Health and metrics")
+# One collectstatic per test session, shared by every hub (each one's took 2 s of its start).
+STATIC_ROOT = BASE_DIR / "test-artifacts" / "static"
+_static_collected = False
 CONSUMERS = ("stripe_worker", "inward_worker", "invoice_inward_worker", "webhooks_worker")  # the Procfile's Kafka consumers
 
 
@@ -73,7 +76,7 @@ class Hub:
             stripe_api_key="sk_test_e2e",
             stripe_api_base=self.stripe_proxy.base if self.stripe_proxy else self.stripe_base,
             webhook_secret=WEBHOOK_SECRET,
-            static_root=workdir / "static",
+            static_root=STATIC_ROOT,
             extra={
                 "SYNC_RETRY_BACKOFF_SECONDS": "0.2",
                 "SYNC_RETRY_BACKOFF_MAX_SECONDS": "2",
@@ -113,11 +116,19 @@ class Hub:
             tansu_command(self.kafka_port, advertised_port=self.kafka_public_port), log_path=self.log("kafka")
         )
         self.processes["stripe"] = start(localstripe_command(self.stripe_port), log_path=self.log("stripe"))
+        global _static_collected
         self.manage("migrate", "--noinput")
-        self.manage("collectstatic", "--noinput")
-        self.env["DJANGO_SUPERUSER_PASSWORD"] = "e2e-password-123"
-        self.manage("createsuperuser", "--noinput", "--username", "e2e", "--email", "e2e@example.com")
-        self.token = self.manage("drf_create_token", "e2e").split()[2]
+        if not _static_collected:
+            self.manage("collectstatic", "--noinput", "--clear")
+            _static_collected = True
+        # The staff user and its API token in one process (a Django start each cost 1.5 s).
+        self.token = self.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
+            "user = get_user_model().objects.create_superuser('e2e', 'e2e@example.com', 'e2e-password-123'); "
+            "print(Token.objects.create(user=user).key)",
+        ).strip().splitlines()[-1]
         wait_for_port(self.kafka_port)
         wait_for_port(self.stripe_port)
         self.set_webhooks(enabled=True)
