@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 
 from .models import SyncEvent
 from .tasks import Task, TaskMessage
+
+if TYPE_CHECKING:
+    from .inbox import IncomingEvent
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,20 @@ class SyncResult:
     external_event_id: str = ""
     # The fields sent or applied, by local name.
     fields: tuple[str, ...] = ()
+
+
+def event_result(
+    *, event: IncomingEvent, action: str, item_id: int | None = None, fields: Iterable[str] = ()
+) -> SyncResult:
+    """What handling the external `event` did, for the audit trail: the external object and
+    event it was about, with `action` on the local item `item_id` and the `fields` written."""
+    return SyncResult(
+        action=action,
+        item_id=item_id,
+        external_id=event.object_id,
+        external_event_id=event.event_id,
+        fields=tuple(fields),
+    )
 
 
 def sync_event_build(

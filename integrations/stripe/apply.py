@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 
 from catalog.models import CatalogIntegration, Customer
 from catalog.services import customers_update, integrations_by_external_id, integrations_record_agreed
-from sync.audit import SyncResult
+from sync.audit import SyncResult, event_result
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import MergeOutcome
 from sync.outward import applying_remote_change, request_resync
@@ -119,12 +119,7 @@ def event_skip_result(event: IncomingEvent, inbox: Inbox) -> SyncResult | None:
     if reason != "duplicate":
         inbox.mark_handled(event)
     tombstone = inbox.tombstone_of(event)
-    return SyncResult(
-        action=reason,
-        item_id=tombstone.item_id if tombstone else None,
-        external_id=event.object_id,
-        external_event_id=event.event_id,
-    )
+    return event_result(event=event, action=reason, item_id=tombstone.item_id if tombstone else None)
 
 
 def _plain_merge(
@@ -161,12 +156,8 @@ def _apply_merged(merged: list[_Merged], inbox: Inbox, outcomes: list[SyncResult
         return False
     for plain in merged:
         inbox.mark_handled(plain.event)
-        outcomes[plain.index] = SyncResult(
-            action="applied",
-            item_id=plain.local.pk,
-            external_id=plain.event.object_id,
-            external_event_id=plain.event.event_id,
-            fields=tuple(plain.outcome.apply_local),
+        outcomes[plain.index] = event_result(
+            event=plain.event, action="applied", item_id=plain.local.pk, fields=plain.outcome.apply_local
         )
     return True
 

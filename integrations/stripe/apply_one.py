@@ -20,7 +20,7 @@ from catalog.services import (
     integration_record_synced,
     integration_remove,
 )
-from sync.audit import SyncResult
+from sync.audit import SyncResult, event_result
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import MergeOutcome, merge_three_way
 from sync.conflicts import conflicts_record
@@ -46,9 +46,6 @@ def event_apply_alone(
     """One event (not a skip: the batch reported those) applied on its own, in the caller's
     savepoint: its result, and the local customer to push afterwards (it won a conflict)."""
 
-    def result(action: str, item_id: int | None = None) -> SyncResult:
-        return SyncResult(action=action, item_id=item_id, external_id=event.object_id, external_event_id=event.event_id)
-
     with applying_remote_change(INTEGRATION_TYPE):
         state = None if customer.get("deleted") else customer
         if not event.deletes and inbox.is_ambiguous(event, last_pushed_at=mapping.last_synced_at if mapping else None):
@@ -57,16 +54,9 @@ def event_apply_alone(
             item_id = mapping.catalog_item_id if mapping else None
             integration_remove(integration_type=INTEGRATION_TYPE, integration_id=event.object_id)
             stripe_tombstone(deleted_by=DeletedBy.REMOTE, external_id=event.object_id, item_id=item_id, model=Customer)
-            return result("unlinked: deleted in Stripe", item_id), None
+            return event_result(event=event, action="unlinked: deleted in Stripe", item_id=item_id), None
         local, resync, fields = _apply_customer_state(state, event.event_id, mapping, customers)
-        applied = SyncResult(
-            action="applied",
-            item_id=local.pk,
-            external_id=event.object_id,
-            external_event_id=event.event_id,
-            fields=fields,
-        )
-        return applied, local if resync else None
+        return event_result(event=event, action="applied", item_id=local.pk, fields=fields), local if resync else None
 
 
 def _fetch_remote(remote_id: str) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from catalog.services import (
     integration_remove,
     integrations_by_external_id,
 )
-from sync.audit import SyncResult
+from sync.audit import SyncResult, event_result
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import merge_three_way
 from sync.conflicts import conflicts_record
@@ -87,29 +87,21 @@ def stripe_invoice_events_apply(events: list[dict[str, Any]]) -> list[SyncResult
 def _apply(
     event: IncomingEvent, payload: dict[str, Any], inbox: Inbox, mapping: CatalogIntegration | None
 ) -> tuple[SyncResult, Invoice | None]:
-    def result(action: str, item_id: int | None = None) -> SyncResult:
-        return SyncResult(action=action, item_id=item_id, external_id=event.object_id, external_event_id=event.event_id)
-
     with applying_remote_change(INTEGRATION_TYPE):
         remote: dict[str, Any] | None = payload
         if not event.deletes and inbox.is_ambiguous(event, last_pushed_at=mapping.last_synced_at if mapping else None):
             remote = _fetch_remote(event.object_id)
         if event.deletes or remote is None:
-            return result(*_deleted_in_stripe(event.object_id, mapping)), None
+            action, item_id = _deleted_in_stripe(event.object_id, mapping)
+            return event_result(event=event, action=action, item_id=item_id), None
         if event.event_type == "invoice.payment_failed" and mapping is not None:
             logger.info("stripe invoice %s: a payment failed (attempt %s)", event.object_id, remote.get("attempt_count"))
         if mapping is None:
             invoice = _link_or_create(remote)
-            return result("applied", invoice.pk), None
+            return event_result(event=event, action="applied", item_id=invoice.pk), None
         invoice = Invoice.objects.non_polymorphic().get(pk=mapping.catalog_item_id)
         resync, fields = _merge(invoice, mapping, remote, event.event_id)
-        applied = SyncResult(
-            action="applied",
-            item_id=invoice.pk,
-            external_id=event.object_id,
-            external_event_id=event.event_id,
-            fields=fields,
-        )
+        applied = event_result(event=event, action="applied", item_id=invoice.pk, fields=fields)
         return applied, invoice if resync else None
 
 

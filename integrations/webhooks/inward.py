@@ -30,7 +30,7 @@ from catalog.services import (
     integration_remove,
     integrations_by_external_id,
 )
-from sync.audit import SyncResult
+from sync.audit import SyncResult, event_result
 from sync.inbox import Inbox, IncomingEvent
 from sync.merge import merge_three_way
 from sync.conflicts import conflicts_record
@@ -58,11 +58,6 @@ def inbound_customer_apply(
         deletes=event_type == "customer.deleted",
     )
 
-    def result(action: str, item_id: int | None = None, fields: tuple[str, ...] = ()) -> SyncResult:
-        return SyncResult(
-            action=action, item_id=item_id, external_id=event.object_id, external_event_id=message_id, fields=fields
-        )
-
     with transaction.atomic():
         inbox = Inbox(source=integration_type, events=[event])
         reason = inbox.skip_reason(event)
@@ -70,18 +65,19 @@ def inbound_customer_apply(
             if reason != "duplicate":
                 inbox.mark_handled(event)
                 inbox.record()
-            return result(reason)
+            return event_result(event=event, action=reason)
         mapping = integrations_by_external_id(integration_type=integration_type, integration_ids=[event.object_id]).get(
             event.object_id
         )
         with applying_remote_change(integration_type):
             if event.deletes:
-                outcome = result(*_delete(integration_type, event.object_id, mapping))
+                action, item_id = _delete(integration_type, event.object_id, mapping)
+                outcome = event_result(event=event, action=action, item_id=item_id)
                 resync = None
             else:
                 incoming = {key: value for key, value in customer.items() if key != "id"}
                 local, resync, fields = _upsert(integration_type, event.object_id, incoming, mapping, message_id)
-                outcome = result("applied", local.pk, fields)
+                outcome = event_result(event=event, action="applied", item_id=local.pk, fields=fields)
         inbox.mark_handled(event)
         inbox.record()
     if resync is not None:
