@@ -87,7 +87,7 @@ def dead_letter_replay(request: HttpRequest) -> HttpResponse:
     else:
         ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit() and len(value) < 19]
         letters = DeadLetter.objects.filter(pk__in=ids)
-    replayed = dead_letters_replay(letters=letters, origin=f"replay · {request.user.get_username()}")
+    replayed = dead_letters_replay(letters=letters, replayed_by=request.user.get_username())
     if replayed:
         messages.success(request, f"{replayed} dead letter{'s' if replayed != 1 else ''} replayed: queued again.")
     else:

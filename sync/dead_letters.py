@@ -102,15 +102,16 @@ def dead_letters_filter(
     return letters
 
 
-def dead_letters_replay(*, letters: QuerySet[DeadLetter], origin: str = "") -> int:
-    """Replay every pending letter of `letters` (each from attempt 1), `REPLAY_CHUNK` per
+def dead_letters_replay(*, letters: QuerySet[DeadLetter], replayed_by: str) -> int:
+    """Replay every pending letter of `letters` (each from attempt 1) for the user `replayed_by`
+    (the audit trail's origin of the new attempts: "replay · <user>"), `REPLAY_CHUNK` per
     transaction so that a replay of thousands neither holds one long transaction nor loses what
     was already enqueued when one letter fails; returns how many were enqueued. A letter whose
     task no longer exists is left pending."""
     replayed = 0
     pending = letters.filter(replayed_at__isnull=True).order_by("id")
     last_id = 0
-    with change_origin(origin):
+    with change_origin(f"replay · {replayed_by}"):
         while True:
             chunk = list(pending.filter(id__gt=last_id)[:REPLAY_CHUNK])
             if not chunk:

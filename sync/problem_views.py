@@ -77,7 +77,7 @@ class DeadLetterReplayView(APIView):
         letters = DeadLetter.objects.filter(pk=pk)
         if not letters.exists():
             return Response({"detail": "No such dead letter."}, status=status.HTTP_404_NOT_FOUND)
-        return _replayed(dead_letters_replay(letters=letters, origin=f"replay · {request.user.get_username()}"))
+        return _replayed(dead_letters_replay(letters=letters, replayed_by=request.user.get_username()))
 
 
 class DeadLetterBulkReplayView(APIView):
@@ -94,7 +94,7 @@ class DeadLetterBulkReplayView(APIView):
             letters = dead_letters_filter(**body.selector_kwargs())
         else:
             letters = DeadLetter.objects.filter(pk__in=body.validated_data["ids"])
-        return _replayed(dead_letters_replay(letters=letters, origin=f"replay · {request.user.get_username()}"))
+        return _replayed(dead_letters_replay(letters=letters, replayed_by=request.user.get_username()))
 
 
 @extend_schema(parameters=[SyncConflictQuerySerializer])
