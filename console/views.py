@@ -99,8 +99,23 @@ def _dashboard_context(user) -> dict:
     customer_row = next(row for row in by_type if row["catalog_type"] == Customer.catalog_type_name())
     counts = {"customers": customer_row["total"], **dict(customer_row["counts"])}
     recent = selectors.customer_list(integration_type=integration, ordering="-updated_at")[:RECENT_ACTIVITY]
-    totals = [{"key": "customers", "label": "Customers", "colour": "primary", "value": counts["customers"]}] + [
-        {"key": status, "label": status_label(status), "colour": STATUS_COLOURS[status], "value": counts[status]}
+    customers_url = reverse("console:customer-list")
+    totals = [
+        {
+            "key": "customers",
+            "label": "Customers",
+            "colour": "primary",
+            "value": counts["customers"],
+            "url": customers_url,
+        }
+    ] + [
+        {
+            "key": status,
+            "label": status_label(status),
+            "colour": STATUS_COLOURS[status],
+            "value": counts[status],
+            "url": f"{customers_url}?status={status}",
+        }
         for status in selectors.CUSTOMER_SYNC_STATUS_VALUES
     ]
     return {
