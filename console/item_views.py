@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors
 from catalog.models import CatalogIntegration, CatalogItem, Customer, Invoice
+from sync.conflicts import conflicts_filter
 from sync.models import SyncEvent, Tombstone
 from sync.outward import request_resync
 from sync.timeline import item_timeline
@@ -32,9 +33,8 @@ def item_story(*, item_id: int) -> dict:
     return {
         "mappings": mappings,
         "timeline": timeline,
-        "open_conflicts": [
-            entry.conflict for entry in timeline if entry.conflict is not None and entry.conflict.resolved_at is None
-        ],
+        # Every open one, however far back the timeline's window ends.
+        "open_conflicts": list(conflicts_filter(status="open", item_id=item_id)),
     }
 
 

@@ -23,6 +23,7 @@ from sync.conflicts import conflicts_record
 from sync.groups import VIEWERS
 from sync.merge import Conflict
 from sync.models import BacklogSample, DeadLetter, OutboxMessage, SyncConflict, SyncEvent, Tombstone
+from sync.timeline import TIMELINE_LIMIT
 from sync.tombstones import tombstone_record
 
 from .factories import CustomerFactory
@@ -349,3 +350,12 @@ def test_an_event_that_failed_before_naming_its_item_shows_on_the_item_page(staf
     )
     html = staff.get(f"/customers/{customer.pk}/").content.decode()
     assert "database is locked" in html and "about someone else" not in html
+
+
+def test_an_open_conflict_older_than_the_timeline_still_offers_its_resolution(staff):
+    customer, conflict = conflicted()
+    for index in range(TIMELINE_LIMIT + 5):
+        audit(customer.pk, direction="outward", action="updated", message_id=f"later-{index}")
+    html = staff.get(f"/customers/{customer.pk}/").content.decode()
+    assert 'data-entry="conflict"' not in html  # out of the timeline's window
+    assert f'data-conflict-id="{conflict.pk}"' in html and "Keep this hub" in html
