@@ -141,6 +141,19 @@ def draw_charts(result: Result, directory: Path) -> list[tuple[str, Path]]:
     return charts
 
 
+NOTES_HEADING = "## How each figure was measured"
+
+
+def table_lines(rows: list, *, machine_text: str, date: str, quick: bool) -> list[str]:
+    """The report's table of `rows` (after the smoke-run warning of a `--quick` run)."""
+    lines = ["**Smoke run (`--quick`): one run each on small data; not figures to quote.**", ""] if quick else []
+    lines += ["| scenario | figure | target | met? | machine | date |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        met = "" if row.met is None else ("yes" if row.met else "**no**")
+        lines.append(f"| {row.scenario} | {row.figure} | {row.target} | {met} | {machine_text} | {date} |")
+    return lines
+
+
 def write_report(
     path: Path,
     result: Result,
@@ -158,21 +171,14 @@ def write_report(
         "below the table comes from `bench/analysis.md`.",
         "",
     ]
-    if quick:
-        lines += ["**Smoke run (`--quick`): one run each on small data; not figures to quote.**", ""]
-    lines += [
-        "| scenario | figure | target | met? | machine | date |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in sorted(result.rows, key=lambda row: row.scenario.split(".")[0]):
-        met = "" if row.met is None else ("yes" if row.met else "**no**")
-        lines.append(f"| {row.scenario} | {row.figure} | {row.target} | {met} | {machine_text} | {date} |")
+    rows = sorted(result.rows, key=lambda row: row.scenario.split(".")[0])
+    lines += table_lines(rows, machine_text=machine_text, date=date, quick=quick)
     lines += ["", f"Whole run: {elapsed / 60:.1f} min. Medians of the runs listed; the machine is shared and noisy.", ""]
     if charts:
         lines += ["## Charts", ""]
         for caption, chart in charts:
             lines += [f"![{caption}]({chart.relative_to(path.parent).as_posix()})", ""]
-    lines += ["## How each figure was measured", ""]
+    lines += [NOTES_HEADING, ""]
     lines += [f"- {note}" for note in result.notes]
     analysis = Path(__file__).with_name("analysis.md")
     if analysis.exists():
@@ -180,8 +186,6 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
-
-NOTES_HEADING = "## How each figure was measured"
 
 
 def write_partial_report(
@@ -214,12 +218,7 @@ def write_partial_report(
         ),
         "",
     ]
-    if quick:
-        lines += ["**Smoke run (`--quick`): one run each on small data; not figures to quote.**", ""]
-    lines += ["| scenario | figure | target | met? | machine | date |", "| --- | --- | --- | --- | --- | --- |"]
-    for row in result.rows:
-        met = "" if row.met is None else ("yes" if row.met else "**no**")
-        lines.append(f"| {row.scenario} | {row.figure} | {row.target} | {met} | {machine_text} | {date} |")
+    lines += table_lines(result.rows, machine_text=machine_text, date=date, quick=quick)
     lines.append("")
     for caption, chart in charts:
         lines += [f"![{caption}]({chart.relative_to(path.parent).as_posix()})", ""]
