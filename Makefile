@@ -31,8 +31,11 @@ browser:
 promtool:
 	command -v promtool >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus)
 
+# Two pytest processes (pytest-xdist), one test file at a time each: a file's hub and fixtures stay
+# in one process. TEST_WORKERS=0 runs the suite in this process alone.
+TEST_WORKERS ?= 2
 test: setup browser promtool
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) staticfiles test-artifacts db.sqlite3 db.sqlite3-wal db.sqlite3-shm

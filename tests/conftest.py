@@ -11,6 +11,10 @@ from sandbox.processes import free_port, localstripe_command, start, stop, tansu
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", Path(__file__).resolve().parent.parent / "test-artifacts"))
 ARTIFACTS.mkdir(parents=True, exist_ok=True)
+# pytest-xdist's worker ("gw0", "gw1", ...) when `make test` runs the suite in parallel: files one
+# process writes for the whole session are its own.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+SESSION_SUFFIX = f"-{XDIST_WORKER}" if XDIST_WORKER else ""
 
 # Tansu holds a consumer group's first join for the whole rebalance timeout (max_poll_interval).
 TEST_MAX_POLL_INTERVAL_MS = 3000
@@ -19,7 +23,7 @@ TEST_MAX_POLL_INTERVAL_MS = 3000
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     port = free_port()
-    process = start(tansu_command(port), log_path=ARTIFACTS / "tansu-unit.log")
+    process = start(tansu_command(port), log_path=ARTIFACTS / f"tansu-unit{SESSION_SUFFIX}.log")
     wait_for_port(port)
     yield f"127.0.0.1:{port}"
     stop(process)
@@ -28,7 +32,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture(scope="session")
 def stripe_base() -> str:
     port = free_port()
-    process = start(localstripe_command(port), log_path=ARTIFACTS / "localstripe-unit.log")
+    process = start(localstripe_command(port), log_path=ARTIFACTS / f"localstripe-unit{SESSION_SUFFIX}.log")
     wait_for_port(port)
     yield f"http://127.0.0.1:{port}"
     stop(process)
@@ -96,8 +100,13 @@ def api_client(staff_user):
 
 
 def pytest_collection_modifyitems(items):
-    # Keep the slow end-to-end tests last so a quick failure shows first.
-    items.sort(key=lambda item: "e2e" in item.keywords)
+    if XDIST_WORKER:
+        # In parallel (`make test`: one test file at a time per worker, in this order) the longest
+        # files start first, so that no fault scenario is left to run alone at the end.
+        items.sort(key=lambda item: ("faults" not in item.keywords, "e2e" not in item.keywords))
+    else:
+        # In one process the slow end-to-end tests come last, so a quick failure shows first.
+        items.sort(key=lambda item: "e2e" in item.keywords)
 
 
 @pytest.fixture(autouse=True)

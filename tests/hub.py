@@ -27,13 +27,15 @@ from sandbox.processes import (
     wait_for_port,
 )
 
+from .conftest import SESSION_SUFFIX
 from .helpers import wait_until
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_e2e_secret"
 HEALTH_TOKEN = "e2e-health-token"  # /health's details (README "Health and metrics")
-# One collectstatic per test session, shared by every hub (each one's took 2 s of its start).
-STATIC_ROOT = BASE_DIR / "test-artifacts" / "static"
+# One collectstatic per test session (per parallel worker), shared by its hubs (each one's took 2 s
+# of its start).
+STATIC_ROOT = BASE_DIR / "test-artifacts" / f"static{SESSION_SUFFIX}"
 _static_collected = False
 CONSUMERS = ("stripe_worker", "inward_worker", "invoice_inward_worker", "webhooks_worker")  # the Procfile's Kafka consumers
 

@@ -121,6 +121,9 @@ class ConsoleErrors(list):
 
 
 def open_page(browser: Browser, hub: Hub, staff_session: dict | None, errors: ConsoleErrors, **options) -> Page:
+    # Bootstrap ignores a modal's Cancel clicked while the modal still fades in; a loaded machine
+    # lets Playwright click in that window. Reduced motion (which Bootstrap honours) closes it.
+    options.setdefault("reduced_motion", "reduce")
     context = browser.new_context(base_url=hub.base_url, storage_state=staff_session, **options)
     context.set_default_timeout(15_000)
     errors.watch_csp(context)
