@@ -37,21 +37,37 @@ EXTERNAL_REQUESTS = Histogram(
 LAG_CACHE_SECONDS = 10.0
 
 
-def counter_start_at_zero(counter: Counter, label_sets: Iterable[dict[str, str]]) -> None:
-    """Create `counter`'s series for `label_sets` at 0 in this process. A labelled series is born
+def series_start_at_zero(metric: Counter | Histogram, label_sets: Iterable[dict[str, str]]) -> None:
+    """Create `metric`'s series for `label_sets` at 0 in this process. A labelled series is born
     with its first event, at 1, and Prometheus's increase() sees no rise from a series it never
     saw before: without this, the first dead letter or rejected webhook fires no alert."""
     for labels in label_sets:
-        counter.labels(**labels)
+        metric.labels(**labels)
 
 
 def task_outcomes_start_at_zero(tasks: Iterable[Any]) -> None:
     """Every outcome of every task a worker runs, at 0 (`synchub_events_consumed_total`)."""
     from .models import SyncEvent
 
-    counter_start_at_zero(
+    series_start_at_zero(
         EVENTS_CONSUMED,
         ({"topic": task.topic, "task": task.name, "outcome": outcome} for task in tasks for outcome in SyncEvent.Outcome.values),
+    )
+
+
+EXTERNAL_REQUEST_OUTCOMES = ("ok", "429", "4xx", "5xx", "network_error")
+
+
+def external_requests_start_at_zero(*, integration: str, methods: Iterable[str]) -> None:
+    """Every outcome of `integration`'s requests by each of `methods`, at 0, so that the first
+    burst of 429s or 5xx raises the rates the throttling and error alerts read."""
+    series_start_at_zero(
+        EXTERNAL_REQUESTS,
+        (
+            {"integration": integration, "method": method.upper(), "outcome": outcome}
+            for method in methods
+            for outcome in EXTERNAL_REQUEST_OUTCOMES
+        ),
     )
 
 

@@ -129,3 +129,25 @@ def test_health_answers_503_when_the_database_is_down(tmp_path):
         "False",
     ], result.stdout + result.stderr
     assert "health check database failed: OperationalError" in result.stderr
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_fresh_process_exports_every_external_request_outcome_at_zero():
+    """Throttling and error alerts read rates of the 429 and 5xx series: a series born with its
+    first 429 shows no rise, so a worker that has made no request yet exports them all at 0."""
+    import os
+
+    from sandbox.processes import run_manage
+
+    metrics = run_manage(
+        "shell",
+        "-c",
+        "import integrations.stripe.client, integrations.webhooks.delivery; "
+        "from prometheus_client import REGISTRY, generate_latest; print(generate_latest(REGISTRY).decode())",
+        env={key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"},
+    )
+    for integration, methods in {"stripe": ("GET", "POST", "DELETE"), "webhooks": ("POST",)}.items():
+        for method in methods:
+            for outcome in ("ok", "429", "4xx", "5xx", "network_error"):
+                series = f'synchub_external_request_seconds_count{{integration="{integration}",method="{method}",outcome="{outcome}"}}'
+                assert f"{series} 0.0" in metrics, series

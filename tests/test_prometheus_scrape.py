@@ -304,7 +304,7 @@ def test_prometheus_scrapes_every_series_the_alert_rules_use(hub, prometheus, tr
 
 
 def test_the_first_dead_letter_fires_its_alert(prometheus, traffic):
-    """The workers create their counters' series at 0 (`sync.metrics.counter_start_at_zero`):
+    """The workers create their counters' series at 0 (`sync.metrics.series_start_at_zero`):
     Prometheus sees the first dead letter as a rise, and the alert fires."""
     dead = 'sum(synchub_events_consumed_total{task="stripe.push_customer",outcome="dead_lettered"})'
     eventually(prometheus, dead, lambda v: v == 1)

@@ -11,13 +11,16 @@ import stripe
 from django.conf import settings
 from requests.structures import CaseInsensitiveDict
 
-from sync.metrics import external_request_observe
+from sync.metrics import external_request_observe, external_requests_start_at_zero
 from sync.ratelimit import TokenBucket, shared_bucket
 
 from . import INTEGRATION_TYPE
 
 if TYPE_CHECKING:
     import pycurl
+
+# The methods the stripe library sends (pycurl's options below).
+external_requests_start_at_zero(integration=INTEGRATION_TYPE, methods=("GET", "POST", "DELETE"))
 
 
 @cache

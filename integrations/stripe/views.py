@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from sync.metrics import WEBHOOKS_RECEIVED, counter_start_at_zero
+from sync.metrics import WEBHOOKS_RECEIVED, series_start_at_zero
 from synchub.parsers import has_lone_surrogate
 
 from . import INTEGRATION_TYPE
@@ -21,7 +21,7 @@ from .events import stripe_webhook_event_accept
 logger = logging.getLogger(__name__)
 
 WEBHOOK_OUTCOMES = ("queued", "ignored", "rejected", "too_large", "unavailable")
-counter_start_at_zero(
+series_start_at_zero(
     WEBHOOKS_RECEIVED, ({"integration": INTEGRATION_TYPE, "outcome": outcome} for outcome in WEBHOOK_OUTCOMES)
 )
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from catalog.models import CatalogIntegration, SyncStatus
-from sync.metrics import external_request_observe
+from sync.metrics import external_request_observe, external_requests_start_at_zero
 
 from . import INTEGRATION_TYPE
 from .metrics import DELIVERIES
@@ -35,6 +35,7 @@ from .services import endpoint_disable, endpoint_secrets, endpoint_url_check
 logger = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 1000
+external_requests_start_at_zero(integration=INTEGRATION_TYPE, methods=("POST",))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from catalog.models import item_id_in_range
 from catalog.serializers import CustomerSerializer
 from catalog.services import normalize_email
-from sync.metrics import WEBHOOKS_RECEIVED, counter_start_at_zero
+from sync.metrics import WEBHOOKS_RECEIVED, series_start_at_zero
 from synchub.parsers import has_lone_surrogate
 
 from . import INTEGRATION_TYPE
@@ -36,7 +36,7 @@ from .services import endpoint_secrets
 
 logger = logging.getLogger(__name__)
 
-counter_start_at_zero(
+series_start_at_zero(
     WEBHOOKS_RECEIVED,
     ({"integration": INTEGRATION_TYPE, "outcome": outcome} for outcome in ("queued", "rejected", "too_large", "unavailable")),
 )

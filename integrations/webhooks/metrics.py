@@ -12,14 +12,14 @@ from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sync.metrics import counter_start_at_zero
+from sync.metrics import series_start_at_zero
 
 logger = logging.getLogger(__name__)
 
 DELIVERIES = Counter(
     "synchub_webhook_deliveries", "Webhook delivery attempts by what followed (succeeded, retrying, dead)", ["outcome"]
 )
-counter_start_at_zero(DELIVERIES, ({"outcome": outcome} for outcome in ("succeeded", "retrying", "dead")))
+series_start_at_zero(DELIVERIES, ({"outcome": outcome} for outcome in ("succeeded", "retrying", "dead")))
 
 
 class EndpointsCollector(Collector):
