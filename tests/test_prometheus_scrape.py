@@ -311,6 +311,6 @@ def test_the_first_dead_letter_fires_its_alert(prometheus, traffic):
     # No `for:` on the rule: it fires at the next evaluation (every second here).
     wait_until(
         lambda: prometheus.query('ALERTS{alertname="SyncDeadLettersAppearing",alertstate="firing"}'),
-        timeout=8,
+        timeout=20,
         message="SyncDeadLettersAppearing firing",
     )
