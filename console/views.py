@@ -6,8 +6,10 @@ which send `X-Requested-With: fetch` and get fragments or JSON back.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required, user_passes_test
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -92,9 +94,19 @@ def _next_url(request: HttpRequest, default: str) -> str:
 # --- Dashboard ----------------------------------------------------------------------------------
 
 
+def _catalog_counts(integration: str) -> list[dict]:
+    """The per-type sync counts, shared by every viewer for CONSOLE_COUNTS_CACHE_SECONDS: the
+    count reads the whole catalog, and each open dashboard asks again every 3 s."""
+    def count() -> list[dict]:
+        return selectors.catalog_sync_counts_by_type(integration_type=integration)
+
+    seconds = settings.CONSOLE_COUNTS_CACHE_SECONDS
+    return cache.get_or_set(f"console:catalog-counts:{integration}", count, seconds) if seconds > 0 else count()
+
+
 def _dashboard_context(user) -> dict:
     integration = customer_integration()
-    by_type = selectors.catalog_sync_counts_by_type(integration_type=integration)
+    by_type = _catalog_counts(integration)
     # The customers' totals are their row of the per-type counts: one snapshot, one query.
     customer_row = next(row for row in by_type if row["catalog_type"] == Customer.catalog_type_name())
     counts = {"customers": customer_row["total"], **dict(customer_row["counts"])}

@@ -173,6 +173,30 @@ def test_dashboard_shows_totals_chart_and_recent_activity(staff, django_assert_m
     assert 'href="/customers/"' in html and 'href="/integrations/"' in html
 
 
+def test_every_viewer_shares_the_dashboard_counts_for_a_few_seconds(staff, settings, django_assert_num_queries):
+    """The counts read the whole catalog and each open dashboard refreshes every 3 s: they are
+    counted once per CONSOLE_COUNTS_CACHE_SECONDS for everyone, then again."""
+    from django.core.cache import cache
+
+    settings.CONSOLE_COUNTS_CACHE_SECONDS = 60
+    CustomerFactory.create_batch(3)
+    with django_assert_num_queries(12) as first:
+        staff.get("/console/stats.json")
+    counting = [query["sql"] for query in first.captured_queries if 'LEFT OUTER JOIN "catalog_catalogintegration"' in query["sql"]]
+    assert len(counting) == 1, counting
+    CustomerFactory.create_batch(2)  # within the window: the shared figures stand
+    with django_assert_num_queries(11) as cached:
+        stats = staff.get("/console/stats.json").json()
+    assert counting[0] not in [query["sql"] for query in cached.captured_queries]
+    assert stats["counts"]["customers"] == 3
+
+    cache.delete(f"console:catalog-counts:{INTEGRATION_TYPE}")  # the window is over
+    assert staff.get("/console/stats.json").json()["counts"]["customers"] == 5
+    settings.CONSOLE_COUNTS_CACHE_SECONDS = 0
+    CustomerFactory.create_batch(1)
+    assert staff.get("/console/stats.json").json()["counts"]["customers"] == 6
+
+
 def test_chart_of_an_empty_catalog(staff):
     html = staff.get("/").content.decode()
     assert "No customers yet" in html and "chart-segment" not in html
