@@ -165,7 +165,9 @@ class Hub:
         return result.returncode, result.stdout + result.stderr
 
     def log(self, name: str) -> Path:
-        return self.artifacts / f"e2e-{name}.log"
+        # Per parallel worker: a hub's start reads its consumers' logs for their assignment, and
+        # must never take another worker's hub's line for its own.
+        return self.artifacts / f"e2e{SESSION_SUFFIX}-{name}.log"
 
     def start(self, name: str) -> None:
         self.processes[name] = start(["bash", "-c", f"exec {self.commands[name]}"], log_path=self.log(name),

@@ -130,7 +130,10 @@ def prometheus(hub, tmp_path_factory):
 @pytest.fixture(scope="module")
 def traffic(hub, prometheus) -> list[int]:
     ids = drive_traffic(hub)
-    wait_until(lambda: hub.synced_count(ids) == CUSTOMERS, timeout=TIMEOUT, message="customers pushed to Stripe")
+    try:
+        wait_until(lambda: hub.synced_count(ids) == CUSTOMERS, timeout=TIMEOUT, message="customers pushed to Stripe")
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}; their mappings: {[hub.integration_status(i) for i in ids]}") from None
     return ids
 
 
