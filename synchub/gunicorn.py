@@ -21,6 +21,10 @@ threads = env.int("WEB_THREADS", default=4)
 # CPU (bench/analysis.md). Errors are still logged by Django (4xx as warnings, 5xx as errors),
 # and /metrics counts webhooks by outcome; the proxy in front usually logs every request anyway.
 accesslog = env("WEB_ACCESS_LOG", default="") or None
+# gunicorn's control socket (for `gunicornc`) sits at one path per user, ~/.gunicorn/gunicorn.ctl:
+# several servers on one host (two hubs, or the tests' hubs side by side) would take it from each
+# other, and nothing here uses it.
+control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:
