@@ -14,6 +14,7 @@ import requests
 import stripe
 from honcho.environ import parse_procfile
 
+from integrations.stripe import INTEGRATION_TYPE as STRIPE
 from sandbox.databases import ScratchDatabase
 from sandbox.processes import (
     free_port,
@@ -211,11 +212,15 @@ class Hub:
         """Every customer in the Stripe sandbox, read past any fault proxy."""
         return [c.to_dict(recursive=True) for c in self.stripe.v1.customers.list(params={"limit": 100}).auto_paging_iter()]
 
-    def synced_count(self, customer_ids: list[int]) -> int:
-        placeholders = ",".join(str(int(i)) for i in customer_ids) or "0"
+    def synced_count(self, item_ids: list[int]) -> int:
+        """How many of the items Stripe holds as they are here. Stripe's mappings only: with a
+        webhook endpoint, the fan-out's own mappings are synced too, and counted with Stripe's
+        they passed the expected count between two polls."""
+        placeholders = ",".join(str(int(i)) for i in item_ids) or "0"
         return self.db.scalar(
-            "SELECT COUNT(*) FROM catalog_catalogintegration WHERE status = 'synced' "
-            f"AND integration_id IS NOT NULL AND catalog_item_id IN ({placeholders})"
+            "SELECT COUNT(*) FROM catalog_catalogintegration WHERE integration_type = %s AND status = 'synced' "
+            f"AND integration_id IS NOT NULL AND catalog_item_id IN ({placeholders})",
+            (STRIPE,),
         )
 
     def create_customers(self, emails: list[str], name: str = "Customer") -> list[int]:
