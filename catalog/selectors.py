@@ -85,12 +85,6 @@ def _status_counts() -> dict[str, Count]:
     }
 
 
-def customer_sync_counts(*, integration_type: str) -> dict[str, int]:
-    """Customers in total and per sync status, in one query (one consistent snapshot)."""
-    customers = _with_mapping(Customer.objects.non_polymorphic(), integration_type=integration_type)
-    return customers.aggregate(customers=Count("pk"), **_status_counts())
-
-
 def customer_sync_statuses(*, integration_type: str, ids: list[int]) -> dict[int, dict[str, str]]:
     customers = with_sync_status(
         Customer.objects.non_polymorphic().filter(pk__in=ids), integration_type=integration_type
