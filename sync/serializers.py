@@ -33,7 +33,18 @@ class DeadLetterSerializer(serializers.ModelSerializer):
         fields = ["id", "created_at", "task", "topic", "key", "message_id", "kwargs", "attempts", "error", "replayed_at"]
 
 
-class DeadLetterQuerySerializer(serializers.Serializer):
+class ProblemQuerySerializer(serializers.Serializer):
+    """Filters of a problems list, handed to its selector as keyword arguments (`item` there is
+    `item_id`)."""
+
+    def selector_kwargs(self) -> dict:
+        data = dict(self.validated_data)
+        if "item" in data:
+            data["item_id"] = data.pop("item")
+        return data
+
+
+class DeadLetterQuerySerializer(ProblemQuerySerializer):
     """The dead letters' filters (`sync.dead_letters.dead_letters_filter`)."""
 
     status = serializers.ChoiceField(choices=["pending", "replayed"], required=False, help_text="Replayed or not.")
@@ -41,12 +52,6 @@ class DeadLetterQuerySerializer(serializers.Serializer):
     task = serializers.CharField(required=False, max_length=255)
     error = serializers.CharField(required=False, max_length=200, help_text="A fragment of the error (any case).")
     item = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="The item it was about.")
-
-    def selector_kwargs(self) -> dict:
-        data = dict(self.validated_data)
-        if "item" in data:
-            data["item_id"] = data.pop("item")
-        return data
 
 
 class DeadLetterReplaySerializer(DeadLetterQuerySerializer):
@@ -96,7 +101,7 @@ class SyncConflictSerializer(serializers.ModelSerializer):
         ]
 
 
-class SyncConflictQuerySerializer(serializers.Serializer):
+class SyncConflictQuerySerializer(ProblemQuerySerializer):
     """The conflicts' filters (`sync.conflicts.conflicts_filter`)."""
 
     status = serializers.ChoiceField(choices=["open", "resolved"], required=False)
@@ -104,12 +109,6 @@ class SyncConflictQuerySerializer(serializers.Serializer):
     field = serializers.CharField(required=False, max_length=100, help_text="name, metadata.plan …")
     item = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     item_type = serializers.CharField(required=False, max_length=50, help_text="customer, invoice …")
-
-    def selector_kwargs(self) -> dict:
-        data = dict(self.validated_data)
-        if "item" in data:
-            data["item_id"] = data.pop("item")
-        return data
 
 
 class ConflictResolveSerializer(serializers.Serializer):
