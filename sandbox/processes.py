@@ -6,6 +6,7 @@ always a separate process: it is GPL-licensed). Used by `make run` and by the te
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -76,10 +77,38 @@ def run_manage(*args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
+# Ports for the processes started here come from below the kernel's ephemeral range (32768 and
+# up by default), which bind(0) and every outbound connection draw from, in a band per parallel
+# test process. With bind(0), a port chosen by one pytest-xdist worker was taken by the other's
+# next process before the first one's server bound it, and its requests went to that stranger.
+FIRST_PORT = 20000
+PORTS_PER_BAND = 2000
+BANDS = 6
+
+
+def _port_band() -> range:
+    """This process's band: its pytest-xdist worker's ("gw0", "gw1", ... inherited by the
+    processes it starts), or the band of a run without workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    start = FIRST_PORT + (index % BANDS) * PORTS_PER_BAND
+    return range(start, start + PORTS_PER_BAND)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of this process's band that nothing is bound to now, for a server about to
+    listen on it (tried from a random place in the band, so processes of one band seldom meet)."""
+    band = _port_band()
+    offset = random.randrange(len(band))
+    for index in range(len(band)):
+        port = band[(offset + index) % len(band)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {band.start}-{band.stop - 1}")
 
 
 def wait_for_port(
