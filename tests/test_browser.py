@@ -568,7 +568,14 @@ def test_the_watch_sees_a_policy_breach(hub, browser, console_errors):
         lambda route: route.fulfill(body=probe, content_type="text/html", headers={"Content-Security-Policy": policy}),
     )
     page.goto("/csp-probe")
-    wait_until(lambda: len(console_errors.csp_violations) >= 4, timeout=10, message="violations reported")
+    # Playwright hands console messages and binding calls to Python only while one of its calls
+    # runs: each poll makes one (reading the title), or reports that came after goto returned
+    # would never arrive, however long the wait.
+    wait_until(
+        lambda: page.title() is not None and len(console_errors.csp_violations) >= 4,
+        timeout=10,
+        message="violations reported",
+    )
     assert page.title() == ""  # the inline script never ran
     seen = "\n".join(console_errors.csp_violations)
     assert "style-src-attr blocked inline" in seen and "script-src-elem blocked inline" in seen
